@@ -1,0 +1,1 @@
+"""Assets in: the catalog (store of record), image decoding, embeddings, FAISS vectors."""

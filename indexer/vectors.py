@@ -1,0 +1,201 @@
+"""FAISS vector index of L2-normalised embeddings keyed by asset key.
+
+Exact inner-product search up to ``exact_max`` vectors; above that an IVF index
+(inverted lists over k-means cells, searched ``nprobe`` cells deep). Files are
+written atomically and carry the catalog version they were built from, so a stale
+index is detected and rebuilt from the catalog, which is the store of record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import VectorIndexError
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as e:
+        raise VectorIndexError(
+            "FAISS is not installed: `pip install faiss-cpu` (or faiss-gpu-cu12 on a GPU host)"
+        ) from e
+    return faiss
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), float32, C-contiguous."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.maximum(norms, 1e-12))
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    key: int
+    score: float  # cosine similarity
+
+
+class VectorIndex:
+    """A FAISS index plus what it was built from."""
+
+    def __init__(self, index: Any, meta: dict[str, Any]) -> None:
+        self._index = index
+        self.meta = meta
+
+    @property
+    def size(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def kind(self) -> str:
+        return str(self.meta["kind"])
+
+    @classmethod
+    def build(
+        cls,
+        keys: np.ndarray,
+        vectors: np.ndarray,
+        *,
+        exact_max: int,
+        nprobe: int = 32,
+        meta: dict[str, Any] | None = None,
+    ) -> VectorIndex:
+        """Build from int64 keys and raw vectors (normalised here)."""
+        faiss = _faiss()
+        if len(keys) != len(vectors):
+            raise VectorIndexError(f"{len(keys)} keys for {len(vectors)} vectors")
+        n = len(keys)
+        dim = int(vectors.shape[1]) if vectors.ndim == 2 and n else int((meta or {}).get("dim", 0))
+        if dim <= 0:
+            raise VectorIndexError("cannot build a vector index without vectors or a dimension")
+        x = normalise(vectors.reshape(n, dim))
+        ids = np.ascontiguousarray(keys, dtype=np.int64)
+        if n <= exact_max:
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+            kind = "exact"
+        else:
+            nlist = int(min(max(16, 4 * math.sqrt(n)), n // 39))
+            quantizer = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(0)
+            sample = x[rng.choice(n, size=min(n, nlist * 64), replace=False)]
+            index.train(sample)
+            index.nprobe = min(nprobe, nlist)
+            kind = f"ivf{nlist}"
+        if n:
+            index.add_with_ids(x, ids)
+        info = {**(meta or {}), "kind": kind, "dim": dim, "count": n}
+        return cls(index, info)
+
+    def search(self, vector: np.ndarray, k: int) -> list[Neighbour]:
+        if self.size == 0 or k <= 0:
+            return []
+        q = normalise(vector.reshape(1, -1))
+        scores, ids = self._index.search(q, min(k, self.size))
+        return [
+            Neighbour(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0
+        ]
+
+    def save(self, path: Path) -> None:
+        """Write index and metadata atomically: readers see the old file or the new one."""
+        faiss = _faiss()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = faiss.serialize_index(self._index)
+        header = json.dumps(self.meta, sort_keys=True).encode()
+        payload = b"SMARTTAGSVEC1\n" + len(header).to_bytes(8, "little") + header + data.tobytes()
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    @classmethod
+    def load(cls, path: Path) -> VectorIndex:
+        faiss = _faiss()
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            raise VectorIndexError(f"cannot read vector index {path}: {e}") from e
+        magic = b"SMARTTAGSVEC1\n"
+        if not raw.startswith(magic) or len(raw) < len(magic) + 8:
+            raise VectorIndexError(f"{path} is not a smarttags vector index; delete it to rebuild")
+        n = int.from_bytes(raw[len(magic) : len(magic) + 8], "little")
+        start = len(magic) + 8
+        try:
+            meta = json.loads(raw[start : start + n])
+            index = faiss.deserialize_index(np.frombuffer(raw[start + n :], dtype=np.uint8))
+        except Exception as e:
+            raise VectorIndexError(f"damaged vector index {path} ({e}); delete it to rebuild") from e
+        if hasattr(index, "nprobe") and "nprobe" in meta:
+            index.nprobe = int(meta["nprobe"])
+        return cls(index, meta)
+
+
+class VectorStore:
+    """One persisted index per embedder under ``directory``, kept in step with the catalog."""
+
+    def __init__(self, directory: Path, *, exact_max: int, nprobe: int) -> None:
+        self.directory = directory
+        self.exact_max = exact_max
+        self.nprobe = nprobe
+
+    def path(self, embedder: str) -> Path:
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder)
+        return self.directory / f"{slug}.faiss"
+
+    def get(
+        self,
+        embedder: str,
+        version: int,
+        chunks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
+    ) -> VectorIndex:
+        """The index for ``embedder`` at catalog ``version``; rebuilt from ``chunks`` if stale."""
+        path = self.path(embedder)
+        if path.exists():
+            try:
+                index = VectorIndex.load(path)
+                if index.meta.get("version") == version and index.meta.get("embedder") == embedder:
+                    return index
+            except VectorIndexError:
+                pass  # damaged or foreign file: rebuild below
+        return self.rebuild(embedder, version, chunks)
+
+    def rebuild(
+        self,
+        embedder: str,
+        version: int,
+        chunks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
+    ) -> VectorIndex:
+        keys_parts: list[np.ndarray] = []
+        vec_parts: list[np.ndarray] = []
+        for keys, vecs in chunks():
+            keys_parts.append(keys)
+            vec_parts.append(normalise(vecs))
+        if not keys_parts:
+            raise VectorIndexError(
+                f"no stored embeddings from {embedder!r}; run `smarttags ingest DIR` first"
+            )
+        index = VectorIndex.build(
+            np.concatenate(keys_parts),
+            np.concatenate(vec_parts),
+            exact_max=self.exact_max,
+            nprobe=self.nprobe,
+            meta={"embedder": embedder, "version": version, "nprobe": self.nprobe},
+        )
+        index.save(self.path(embedder))
+        return index
