@@ -7,77 +7,12 @@ errors, each message naming the bad value and the fix. Progress goes to stderr.
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-from pydantic import ValidationError
 
-from indexer.errors import IndexerError
-
-from .service import SmartTags
-from .settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-#: Errors that are the user's to fix: shown as one line, exit code 1.
-USER_ERRORS: tuple[type[Exception], ...] = (IndexerError,)
-
-
-class App:
-    """What commands share: settings overrides and the service, built on first use."""
-
-    def __init__(self, home: Path | None) -> None:
-        self._overrides: dict[str, Any] = {} if home is None else {"home": home}
-        self._service: SmartTags | None = None
-
-    def settings(self) -> Settings:
-        try:
-            return Settings(**self._overrides)
-        except ValidationError as e:
-            problems = "; ".join(
-                f"SMARTTAGS_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
-                for err in e.errors()
-            )
-            raise click.ClickException(f"invalid settings: {problems}") from e
-
-    def service(self) -> SmartTags:
-        if self._service is None:
-            self._service = SmartTags(self.settings())
-        return self._service
-
-    def close(self) -> None:
-        if self._service is not None:
-            self._service.close()
-
-
-class SmartTagsGroup(click.Group):
-    """Turns the packages' errors into ClickException in one place."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except USER_ERRORS as e:
-            raise click.ClickException(str(e)) from e
-        except KeyboardInterrupt:
-            raise click.ClickException(
-                "interrupted; the catalog keeps every finished batch, run the command again "
-                "to finish"
-            ) from None
-
-
-def json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")(f)
-
-
-def emit(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-pass_app = click.make_pass_decorator(App)
+from . import commands, demo
+from .clikit import App, SmartTagsGroup
 
 
 @click.group(cls=SmartTagsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,19 +31,9 @@ def cli(ctx: click.Context, home: Path | None) -> None:
     ctx.call_on_close(app.close)
 
 
-def _register() -> None:
-    from . import commands, demo
-
-    commands.register(cli)
-    demo.register(cli)
-
-
-_register()
+commands.register(cli)
+demo.register(cli)
 
 
 def main() -> None:
     cli(prog_name="smarttags")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

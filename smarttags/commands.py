@@ -10,7 +10,7 @@ import click
 from indexer.ingest import IngestReport
 from indexer.models import Asset
 
-from .cli import App, emit, json_option, pass_app
+from .clikit import App, emit, json_option, pass_app
 
 
 def _print_report(report: IngestReport) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .cli import App, pass_app
+from .clikit import App, pass_app
 
 DEFAULT_DATASET = Path("../shared/datasets/clothing")
 

@@ -1,0 +1,5 @@
+"""``python -m smarttags``."""
+
+from .cli import main
+
+main()
