@@ -148,8 +148,12 @@ class Catalog:
     def upsert_tags(self, tags: Iterable[TaxonomyTag]) -> int:
         now = time.time()
         rows = [
-            (t.id, json.dumps(t.titles, ensure_ascii=False),
-             json.dumps(t.synonyms, ensure_ascii=False), now)
+            (
+                t.id,
+                json.dumps(t.titles, ensure_ascii=False),
+                json.dumps(t.synonyms, ensure_ascii=False),
+                now,
+            )
             for t in tags
         ]
         with self.transaction():
@@ -179,7 +183,9 @@ class Catalog:
         ).fetchone()
         return (row[0], row[1], row[2]) if row else None
 
-    def upsert_asset(self, asset_id: str, facts: FileFacts, metadata: Metadata) -> tuple[int, Change]:
+    def upsert_asset(
+        self, asset_id: str, facts: FileFacts, metadata: Metadata
+    ) -> tuple[int, Change]:
         """Add or update one asset; returns its key and what changed. Call inside a transaction."""
         now = time.time()
         row = self._conn.execute(
@@ -193,9 +199,22 @@ class Catalog:
                 "INSERT INTO assets(id, source, sha256, size, mtime_ns, format, width, height, "
                 "title, description, keywords, created_at, updated_at, modified_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (asset_id, facts.source, facts.sha256, facts.size, facts.mtime_ns, facts.format,
-                 facts.width, facts.height, metadata.title or "", metadata.description or "",
-                 json.dumps(keywords, ensure_ascii=False), now, now, now),
+                (
+                    asset_id,
+                    facts.source,
+                    facts.sha256,
+                    facts.size,
+                    facts.mtime_ns,
+                    facts.format,
+                    facts.width,
+                    facts.height,
+                    metadata.title or "",
+                    metadata.description or "",
+                    json.dumps(keywords, ensure_ascii=False),
+                    now,
+                    now,
+                    now,
+                ),
             )
             key = int(cur.lastrowid or 0)
             self._set_manual_tags(key, metadata.manual_tags or ())
@@ -204,15 +223,18 @@ class Catalog:
         stored = Metadata(row["title"], row["description"], tuple(json.loads(row["keywords"])))
         merged = metadata.merged_over(stored)
         content_changed = row["sha256"] != facts.sha256
-        same_meta = (
-            (merged.title, merged.description, merged.keywords)
-            == (stored.title, stored.description, stored.keywords)
+        same_meta = (merged.title, merged.description, merged.keywords) == (
+            stored.title,
+            stored.description,
+            stored.keywords,
         )
         tags_changed = metadata.manual_tags is not None and set(metadata.manual_tags) != set(
             self.manual_tags(key)
         )
         if (
-            not content_changed and same_meta and not tags_changed
+            not content_changed
+            and same_meta
+            and not tags_changed
             and (row["size"], row["mtime_ns"]) == (facts.size, facts.mtime_ns)
         ):
             return key, Change.UNCHANGED
@@ -221,10 +243,23 @@ class Catalog:
             "height=?, title=?, description=?, keywords=?, updated_at=?, "
             "modified_at = CASE WHEN sha256 != ? THEN ? ELSE modified_at END, "
             "content_version = content_version + (sha256 != ?) WHERE key=?",
-            (facts.source, facts.sha256, facts.size, facts.mtime_ns, facts.format,
-             facts.width, facts.height, merged.title or "", merged.description or "",
-             json.dumps(list(merged.keywords or ()), ensure_ascii=False), now,
-             facts.sha256, now, facts.sha256, key),
+            (
+                facts.source,
+                facts.sha256,
+                facts.size,
+                facts.mtime_ns,
+                facts.format,
+                facts.width,
+                facts.height,
+                merged.title or "",
+                merged.description or "",
+                json.dumps(list(merged.keywords or ()), ensure_ascii=False),
+                now,
+                facts.sha256,
+                now,
+                facts.sha256,
+                key,
+            ),
         )
         if metadata.manual_tags is not None:
             self._set_manual_tags(key, metadata.manual_tags)
@@ -251,12 +286,22 @@ class Catalog:
 
     def _asset(self, row: sqlite3.Row) -> Asset:
         return Asset(
-            key=row["key"], id=row["id"], source=row["source"], sha256=row["sha256"],
-            size=row["size"], mtime_ns=row["mtime_ns"], format=row["format"],
-            width=row["width"], height=row["height"], title=row["title"],
-            description=row["description"], keywords=tuple(json.loads(row["keywords"])),
-            manual_tags=tuple(self.manual_tags(row["key"])), created_at=row["created_at"],
-            modified_at=row["modified_at"], content_version=row["content_version"],
+            key=row["key"],
+            id=row["id"],
+            source=row["source"],
+            sha256=row["sha256"],
+            size=row["size"],
+            mtime_ns=row["mtime_ns"],
+            format=row["format"],
+            width=row["width"],
+            height=row["height"],
+            title=row["title"],
+            description=row["description"],
+            keywords=tuple(json.loads(row["keywords"])),
+            manual_tags=tuple(self.manual_tags(row["key"])),
+            created_at=row["created_at"],
+            modified_at=row["modified_at"],
+            content_version=row["content_version"],
         )
 
     def get_asset(self, ref: str | int) -> Asset:
@@ -268,7 +313,9 @@ class Catalog:
                 "SELECT * FROM assets WHERE id = ? OR source = ?", (ref, ref)
             ).fetchone()
             if row is None and not ref.startswith("/"):
-                row = self._conn.execute("SELECT * FROM assets WHERE id = ?", ("/" + ref,)).fetchone()
+                row = self._conn.execute(
+                    "SELECT * FROM assets WHERE id = ?", ("/" + ref,)
+                ).fetchone()
         if row is None:
             raise UnknownAssetError(
                 f"no asset {ref!r} in the catalog; list assets with `smarttags assets list`"
@@ -296,9 +343,7 @@ class Catalog:
 
     # -- embeddings ------------------------------------------------------
 
-    def put_embeddings(
-        self, embedder: str, rows: Sequence[tuple[int, str, np.ndarray]]
-    ) -> None:
+    def put_embeddings(self, embedder: str, rows: Sequence[tuple[int, str, np.ndarray]]) -> None:
         """Store (asset key, sha256 of the bytes, vector) rows. Call inside a transaction."""
         now = time.time()
         self._conn.executemany(
@@ -307,7 +352,14 @@ class Catalog:
             "sha256=excluded.sha256, dim=excluded.dim, vector=excluded.vector, "
             "created_at=excluded.created_at",
             [
-                (k, embedder, sha, int(v.shape[0]), np.ascontiguousarray(v, np.float32).tobytes(), now)
+                (
+                    k,
+                    embedder,
+                    sha,
+                    int(v.shape[0]),
+                    np.ascontiguousarray(v, np.float32).tobytes(),
+                    now,
+                )
                 for k, sha, v in rows
             ],
         )
@@ -351,9 +403,11 @@ class Catalog:
         return None if row is None else np.frombuffer(row[0], dtype=np.float32).copy()
 
     def count_embeddings(self, embedder: str) -> int:
-        return int(self._conn.execute(
-            "SELECT count(*) FROM embeddings WHERE embedder = ?", (embedder,)
-        ).fetchone()[0])
+        return int(
+            self._conn.execute(
+                "SELECT count(*) FROM embeddings WHERE embedder = ?", (embedder,)
+            ).fetchone()[0]
+        )
 
     def embedders(self) -> dict[str, int]:
         rows = self._conn.execute("SELECT embedder, count(*) FROM embeddings GROUP BY embedder")
@@ -383,8 +437,9 @@ class Catalog:
     def record_error(self, err: AssetError) -> None:
         self._conn.execute(
             "INSERT INTO asset_errors(source, asset_id, stage, reason, message, at) "
-            "VALUES (?,?,?,?,?,?) ON CONFLICT(source) DO UPDATE SET asset_id=excluded.asset_id, "
-            "stage=excluded.stage, reason=excluded.reason, message=excluded.message, at=excluded.at",
+            "VALUES (?,?,?,?,?,?) ON CONFLICT(source) DO UPDATE SET "
+            "asset_id=excluded.asset_id, stage=excluded.stage, reason=excluded.reason, "
+            "message=excluded.message, at=excluded.at",
             (err.source, err.asset_id, err.stage, err.reason, err.message, err.at),
         )
 

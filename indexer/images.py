@@ -14,8 +14,28 @@ from .errors import ImageError
 
 #: File extensions taken as images when walking folders.
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif",
-     ".heic", ".heif", ".avif", ".jxl", ".jp2", ".psd", ".svg", ".cr2", ".nef", ".dng", ".arw"}
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".png",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".bmp",
+        ".gif",
+        ".heic",
+        ".heif",
+        ".avif",
+        ".jxl",
+        ".jp2",
+        ".psd",
+        ".svg",
+        ".cr2",
+        ".nef",
+        ".dng",
+        ".arw",
+    }
 )
 #: Pillow formats we decode. Everything else is an "unsupported format" error.
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "MPO"})
@@ -76,7 +96,9 @@ def decode(data: bytes, *, max_pixels: int, min_side: int | None = None) -> Deco
     """
     im = open_image(data, max_pixels=max_pixels)
     fmt = im.format or "unknown"
-    orientation = im.getexif().get(0x0112, 1) if fmt in ("JPEG", "MPO", "TIFF", "WEBP", "PNG") else 1
+    orientation = (
+        im.getexif().get(0x0112, 1) if fmt in ("JPEG", "MPO", "TIFF", "WEBP", "PNG") else 1
+    )
     w, h = im.size
     if orientation in (5, 6, 7, 8):
         w, h = h, w

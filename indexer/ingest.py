@@ -44,12 +44,22 @@ class IngestReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "found": self.found, "added": self.added, "modified": self.modified,
-            "updated": self.updated, "unchanged": self.unchanged, "embedded": self.embedded,
-            "failed": len(self.failed), "seconds": round(self.seconds, 3),
+            "found": self.found,
+            "added": self.added,
+            "modified": self.modified,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "embedded": self.embedded,
+            "failed": len(self.failed),
+            "seconds": round(self.seconds, 3),
             "errors": [
-                {"asset": e.asset_id, "source": e.source, "stage": e.stage,
-                 "reason": e.reason, "message": e.message}
+                {
+                    "asset": e.asset_id,
+                    "source": e.source,
+                    "stage": e.stage,
+                    "reason": e.reason,
+                    "message": e.message,
+                }
                 for e in self.failed
             ],
         }
@@ -93,10 +103,16 @@ class Ingester:
         for root in roots:
             for found in walk(root, prefix):
                 if isinstance(found, ScanProblem):
-                    report.failed.append(AssetError(
-                        found.source, found.asset_id, "scan", found.reason, found.message,
-                        time.time(),
-                    ))
+                    report.failed.append(
+                        AssetError(
+                            found.source,
+                            found.asset_id,
+                            "scan",
+                            found.reason,
+                            found.message,
+                            time.time(),
+                        )
+                    )
                     continue
                 report.found += 1
                 meta = _sidecar_entry(sidecar, found)
@@ -134,12 +150,18 @@ class Ingester:
         except OSError as e:
             raise ImageError("unreadable", f"cannot read {cand.source}: {e.strerror or e}") from e
         emb = self.embedder
-        img = decode(data, max_pixels=self.options.max_pixels,
-                     min_side=emb.input_size if emb else None)
+        img = decode(
+            data, max_pixels=self.options.max_pixels, min_side=emb.input_size if emb else None
+        )
         facts = FileFacts(
-            source=cand.source, size=st.st_size, mtime_ns=st.st_mtime_ns,
-            sha256=hashlib.sha256(data).hexdigest(), format=img.format,
-            width=img.width, height=img.height, metadata=read_embedded(img.info),
+            source=cand.source,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            sha256=hashlib.sha256(data).hexdigest(),
+            format=img.format,
+            width=img.width,
+            height=img.height,
+            metadata=read_embedded(img.info),
         )
         return _Decoded(facts, emb.prepare(img.image) if emb else None)
 
@@ -147,19 +169,32 @@ class Ingester:
         self, todo: list[Candidate], sidecar: dict[str, Metadata], report: IngestReport
     ) -> None:
         opts = self.options
-        bar = tqdm(total=len(todo), desc="ingest", unit="img", disable=not opts.progress or None,
-                   leave=False)
+        bar = tqdm(
+            total=len(todo),
+            desc="ingest",
+            unit="img",
+            disable=not opts.progress or None,
+            leave=False,
+        )
         batch: list[tuple[Candidate, _Decoded | Exception]] = []
-        results = ordered_map(self._read, todo, workers=opts.threads,
-                              window=max(2 * opts.batch_size, 4 * opts.threads))
+        results = ordered_map(
+            self._read,
+            todo,
+            workers=opts.threads,
+            window=max(2 * opts.batch_size, 4 * opts.threads),
+        )
         try:
             for item in results:
                 batch.append(item)
                 if len(batch) >= opts.batch_size:
                     self._flush(batch, sidecar, report)
                     bar.update(len(batch))
-                    bar.set_postfix(new=report.added, embedded=report.embedded,
-                                    failed=len(report.failed), refresh=False)
+                    bar.set_postfix(
+                        new=report.added,
+                        embedded=report.embedded,
+                        failed=len(report.failed),
+                        refresh=False,
+                    )
                     batch = []
             if batch:
                 self._flush(batch, sidecar, report)
@@ -176,9 +211,16 @@ class Ingester:
         now = time.time()
         ok = [(c, r) for c, r in batch if isinstance(r, _Decoded)]
         errors = [
-            AssetError(c.source, c.asset_id, "decode", r.reason if isinstance(r, ImageError)
-                       else "error", str(r), now)
-            for c, r in batch if not isinstance(r, _Decoded)
+            AssetError(
+                c.source,
+                c.asset_id,
+                "decode",
+                r.reason if isinstance(r, ImageError) else "error",
+                str(r),
+                now,
+            )
+            for c, r in batch
+            if not isinstance(r, _Decoded)
         ]
         vectors: np.ndarray | None = None
         wanted = [(c, r) for c, r in ok if r.prepared is not None and self._needs_vector(c, r)]
@@ -187,26 +229,34 @@ class Ingester:
                 vectors = self.embedder.embed([r.prepared for _, r in wanted])
             except Exception as e:  # the model failed on this batch: keep the assets
                 errors.extend(
-                    AssetError(c.source, c.asset_id, "embed", "embedder-failed",
-                               f"{type(e).__name__}: {e}", now) for c, _ in wanted
+                    AssetError(
+                        c.source,
+                        c.asset_id,
+                        "embed",
+                        "embedder-failed",
+                        f"{type(e).__name__}: {e}",
+                        now,
+                    )
+                    for c, _ in wanted
                 )
                 if isinstance(e, EmbedderError):
                     raise
         with self.catalog.transaction():
             keys: dict[str, int] = {}
             for cand, dec in ok:
-                meta = (_sidecar_entry(sidecar, cand) or Metadata()).merged_over(
-                    dec.facts.metadata
-                )
+                meta = (_sidecar_entry(sidecar, cand) or Metadata()).merged_over(dec.facts.metadata)
                 key, change = self.catalog.upsert_asset(cand.asset_id, dec.facts, meta)
                 keys[cand.asset_id] = key
                 _count(report, change)
                 self.catalog.clear_error(cand.source)
             if vectors is not None and self.embedder is not None:
-                self.catalog.put_embeddings(self.embedder.name, [
-                    (keys[c.asset_id], r.facts.sha256, v)
-                    for (c, r), v in zip(wanted, vectors, strict=True)
-                ])
+                self.catalog.put_embeddings(
+                    self.embedder.name,
+                    [
+                        (keys[c.asset_id], r.facts.sha256, v)
+                        for (c, r), v in zip(wanted, vectors, strict=True)
+                    ],
+                )
                 report.embedded += len(wanted)
             for err in errors:
                 self.catalog.record_error(err)

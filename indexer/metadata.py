@@ -26,7 +26,11 @@ _LI = f"{_RDF}li"
 SIDECAR_FIELDS = ("path", "title", "description", "keywords", "manual_tags")
 _LIST_SPLIT = re.compile(r"[|;]")
 _JSON_TYPES: dict[type, str] = {
-    list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
 }
 
 

@@ -20,23 +20,24 @@ def ordered_map(
     items there are. Pillow and numpy release the GIL, so decoding threads overlap with
     inference on the caller's thread.
     """
-    pending: deque[tuple[T, Future[R]]] = deque()
-    it = iter(items)
+
+    def call(item: T) -> R | Exception:
+        try:
+            return fn(item)
+        except Exception as e:
+            return e
+
+    pending: deque[tuple[T, Future[R | Exception]]] = deque()
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
         try:
-            for item in it:
-                pending.append((item, pool.submit(fn, item)))
+            for item in items:
+                pending.append((item, pool.submit(call, item)))
                 if len(pending) >= window:
-                    yield _result(*pending.popleft())
+                    done, fut = pending.popleft()
+                    yield done, fut.result()
             while pending:
-                yield _result(*pending.popleft())
+                done, fut = pending.popleft()
+                yield done, fut.result()
         finally:
             for _, fut in pending:
                 fut.cancel()
-
-
-def _result(item: T, fut: Future[R]) -> tuple[T, R | Exception]:
-    try:
-        return item, fut.result()
-    except Exception as e:
-        return item, e

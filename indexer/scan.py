@@ -62,7 +62,9 @@ def walk(root: Path, prefix: str | None = None) -> Iterator[Candidate | ScanProb
         ident = (st.st_dev, st.st_ino)
         if ident in seen:
             yield ScanProblem(
-                str(folder), f"{base}/{rel}".rstrip("/") or "/", "symlink-loop",
+                str(folder),
+                f"{base}/{rel}".rstrip("/") or "/",
+                "symlink-loop",
                 f"{folder} leads back to a folder already walked (symlink loop); skipped",
             )
             continue
@@ -103,7 +105,9 @@ def _file(path: Path, rel: str, base: str) -> Iterator[Candidate | ScanProblem]:
 def _problem(path: Path, base: str, rel: str, e: OSError) -> ScanProblem:
     asset_id = f"{base}/{rel}" if rel else base or "/"
     if e.errno == errno.ELOOP:
-        return ScanProblem(str(path), asset_id, "symlink-loop", f"{path}: symlink loop; fix the link")
+        return ScanProblem(
+            str(path), asset_id, "symlink-loop", f"{path}: symlink loop; fix the link"
+        )
     if e.errno == errno.ENOENT and path.is_symlink():
         return ScanProblem(
             str(path), asset_id, "broken-symlink", f"{path}: broken symlink to {os.readlink(path)}"

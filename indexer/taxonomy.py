@@ -113,8 +113,9 @@ def _csv_entries(text: str, name: str) -> list[tuple[str, dict[str, Any]]]:
                     f"{name}: unknown column {col!r}; expected id, title, title_<lang>, "
                     "synonyms, synonyms_<lang>"
                 )
-        out.append((line, {"id": (row.get("id") or "").strip(), "titles": titles,
-                           "synonyms": synonyms}))
+        out.append(
+            (line, {"id": (row.get("id") or "").strip(), "titles": titles, "synonyms": synonyms})
+        )
     return out
 
 

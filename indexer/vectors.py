@@ -140,7 +140,9 @@ class VectorIndex:
             meta = json.loads(raw[start : start + n])
             index = faiss.deserialize_index(np.frombuffer(raw[start + n :], dtype=np.uint8))
         except Exception as e:
-            raise VectorIndexError(f"damaged vector index {path} ({e}); delete it to rebuild") from e
+            raise VectorIndexError(
+                f"damaged vector index {path} ({e}); delete it to rebuild"
+            ) from e
         if hasattr(index, "nprobe") and "nprobe" in meta:
             index.nprobe = int(meta["nprobe"])
         return cls(index, meta)

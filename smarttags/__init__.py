@@ -1,3 +1,3 @@
-"""smarttags: the application layer (settings, service wiring, CLI) over indexer, training, ranking."""
+"""smarttags: the application layer (settings, service, CLI) over indexer, training, ranking."""
 
 __version__ = "0.1.0"

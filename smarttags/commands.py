@@ -28,26 +28,44 @@ def _print_report(report: IngestReport) -> None:
 
 def register(cli: click.Group) -> None:
     @cli.command()
-    @click.argument("dirs", nargs=-1, required=True,
-                    type=click.Path(exists=True, path_type=Path))
-    @click.option("--as", "prefix", metavar="PATH",
-                  help="DAM path prefix for the assets, e.g. /clothing (default: /<folder name>).")
-    @click.option("--sidecar", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                  help="Metadata per image: CSV or JSON lines with path, title, description, "
-                  "keywords, manual_tags.")
-    @click.option("--embed/--no-embed", default=True, show_default=True,
-                  help="Compute image embeddings.")
+    @click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+    @click.option(
+        "--as",
+        "prefix",
+        metavar="PATH",
+        help="DAM path prefix for the assets, e.g. /clothing (default: /<folder name>).",
+    )
+    @click.option(
+        "--sidecar",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Metadata per image: CSV or JSON lines with path, title, description, "
+        "keywords, manual_tags.",
+    )
+    @click.option(
+        "--embed/--no-embed", default=True, show_default=True, help="Compute image embeddings."
+    )
     @json_option
     @pass_app
-    def ingest(app: App, dirs: tuple[Path, ...], prefix: str | None, sidecar: Path | None,
-               embed: bool, as_json: bool) -> None:
+    def ingest(
+        app: App,
+        dirs: tuple[Path, ...],
+        prefix: str | None,
+        sidecar: Path | None,
+        embed: bool,
+        as_json: bool,
+    ) -> None:
         """Add or update the images under DIRS (folders or files).
 
         Unchanged files are skipped; changed ones are marked modified and re-embedded.
         A bad file is reported and skipped; the run goes on.
         """
-        report = app.service().ingest(list(dirs), prefix=prefix, sidecar=sidecar, embed=embed,
-                                      progress=not as_json and sys.stderr.isatty())
+        report = app.service().ingest(
+            list(dirs),
+            prefix=prefix,
+            sidecar=sidecar,
+            embed=embed,
+            progress=not as_json and sys.stderr.isatty(),
+        )
         if as_json:
             emit(report.as_dict())
         else:
@@ -130,16 +148,26 @@ def register(cli: click.Group) -> None:
 
     @cli.command()
     @click.argument("asset")
-    @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True,
-                  help="How many similar assets.")
+    @click.option(
+        "-k",
+        "k",
+        type=click.IntRange(1, 1000),
+        default=10,
+        show_default=True,
+        help="How many similar assets.",
+    )
     @json_option
     @pass_app
     def similar(app: App, asset: str, k: int, as_json: bool) -> None:
         """The assets most similar to ASSET (cosine similarity of image embeddings)."""
         hits = app.service().similar(asset, k)
         if as_json:
-            emit([{"asset": h.asset.id, "score": round(h.score, 6), "title": h.asset.title}
-                  for h in hits])
+            emit(
+                [
+                    {"asset": h.asset.id, "score": round(h.score, 6), "title": h.asset.title}
+                    for h in hits
+                ]
+            )
             return
         for h in hits:
             click.echo(f"{h.score:.3f}  {h.asset.id}  {h.asset.title}")
@@ -174,9 +202,17 @@ def register(cli: click.Group) -> None:
 
 def _asset_json(a: Asset) -> dict[str, object]:
     return {
-        "id": a.id, "source": a.source, "sha256": a.sha256, "format": a.format,
-        "width": a.width, "height": a.height, "size": a.size, "title": a.title,
-        "description": a.description, "keywords": list(a.keywords),
-        "manual_tags": list(a.manual_tags), "modified_at": a.modified_at,
+        "id": a.id,
+        "source": a.source,
+        "sha256": a.sha256,
+        "format": a.format,
+        "width": a.width,
+        "height": a.height,
+        "size": a.size,
+        "title": a.title,
+        "description": a.description,
+        "keywords": list(a.keywords),
+        "manual_tags": list(a.manual_tags),
+        "modified_at": a.modified_at,
         "content_version": a.content_version,
     }

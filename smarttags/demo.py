@@ -28,11 +28,20 @@ def read_labels(dataset: Path) -> dict[str, str]:
 
 def register(cli: click.Group) -> None:
     @cli.command()
-    @click.option("--dataset", type=click.Path(file_okay=False, path_type=Path),
-                  default=DEFAULT_DATASET, show_default=True,
-                  help="The clothing sample (labels.csv and images/).")
-    @click.option("--examples", type=click.IntRange(1, 15), default=3, show_default=True,
-                  help="How many garment types to show similar images for.")
+    @click.option(
+        "--dataset",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=DEFAULT_DATASET,
+        show_default=True,
+        help="The clothing sample (labels.csv and images/).",
+    )
+    @click.option(
+        "--examples",
+        type=click.IntRange(1, 15),
+        default=3,
+        show_default=True,
+        help="How many garment types to show similar images for.",
+    )
     @pass_app
     def demo(app: App, dataset: Path, examples: int) -> None:
         """Ingest the clothing sample and show similar-image results."""
@@ -43,10 +52,12 @@ def register(cli: click.Group) -> None:
             )
         labels = read_labels(dataset)
         svc = app.service()
-        click.secho(f"1. Ingest {len(labels)} photos from {dataset} into {svc.settings.home}",
-                    bold=True)
-        report = svc.ingest([dataset / "images"], prefix="/clothing/images",
-                            progress=sys.stderr.isatty())
+        click.secho(
+            f"1. Ingest {len(labels)} photos from {dataset} into {svc.settings.home}", bold=True
+        )
+        report = svc.ingest(
+            [dataset / "images"], prefix="/clothing/images", progress=sys.stderr.isatty()
+        )
         click.echo(
             f"   {report.added} added, {report.unchanged} unchanged, {report.embedded} "
             f"embedded, {len(report.failed)} failed in {report.seconds:.1f}s "
@@ -82,5 +93,7 @@ def register(cli: click.Group) -> None:
             )
         click.echo("   " + ", ".join(f"{k} {v}/10" for k, v in agree.items()))
         click.echo(f"   shown above: {total_same}/{total_hits} neighbours share the query's type")
-        click.echo("Next: `smarttags similar /clothing/images/<file> -k 10`, "
-                   "`smarttags status`, `smarttags errors`.")
+        click.echo(
+            "Next: `smarttags similar /clothing/images/<file> -k 10`, "
+            "`smarttags status`, `smarttags errors`."
+        )

@@ -95,8 +95,12 @@ class SmartTags:
         ingester = Ingester(
             self.catalog,
             self.embedder if embed else None,
-            IngestOptions(max_pixels=s.max_pixels, threads=s.threads,
-                          batch_size=s.batch_size, progress=progress),
+            IngestOptions(
+                max_pixels=s.max_pixels,
+                threads=s.threads,
+                batch_size=s.batch_size,
+                progress=progress,
+            ),
         )
         report = ingester.run(roots, prefix=prefix, sidecar=entries)
         if embed and report.embedded:

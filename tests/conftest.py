@@ -27,8 +27,10 @@ def clothing() -> Path:
     """The CC0 clothing sample. Missing data is an error, never a silent skip."""
     path = clothing_dir()
     if not (path / "labels.csv").exists():
-        pytest.fail(f"clothing sample not found at {path}; put ../shared beside the repo "
-                    "or set SMARTTAGS_TEST_DATASET")
+        pytest.fail(
+            f"clothing sample not found at {path}; put ../shared beside the repo "
+            "or set SMARTTAGS_TEST_DATASET"
+        )
     return path
 
 
@@ -50,8 +52,9 @@ def app(settings: Settings) -> Iterator[SmartTags]:
         yield svc
 
 
-def jpeg_bytes(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 30, 30),
-               **save: object) -> bytes:
+def jpeg_bytes(
+    size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 30, 30), **save: object
+) -> bytes:
     """A JPEG with a gradient (so draft decoding and resizing have something to do)."""
     w, h = size
     x = np.linspace(0, 255, w, dtype=np.uint8)[None, :, None]
@@ -69,8 +72,12 @@ def make_image(tmp_path: Path) -> Callable[..., Path]:
     """Write an image file: ``make_image("a/b.jpg", size=(w, h), color=(r, g, b))``."""
     root = tmp_path / "photos"
 
-    def make(rel: str, size: tuple[int, int] = (64, 48),
-             color: tuple[int, int, int] = (200, 30, 30), **save: object) -> Path:
+    def make(
+        rel: str,
+        size: tuple[int, int] = (64, 48),
+        color: tuple[int, int, int] = (200, 30, 30),
+        **save: object,
+    ) -> Path:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix.lower() in (".jpg", ".jpeg"):

@@ -31,8 +31,12 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def png_header_only(width: int, height: int) -> bytes:
     """A tiny PNG that claims a huge size in its header (how decompression bombs look)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
-            + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def test_exif_orientation_is_applied() -> None:
@@ -117,7 +121,14 @@ def test_cmyk_jpeg_decodes() -> None:
         (png_header_only(30_000, 30_000), "too-large", "SMARTTAGS_MAX_PIXELS"),
         (png_header_only(12_000, 10_000), "too-large", "120,000,000 pixels"),
     ],
-    ids=["zero-byte", "text", "cut-in-header", "truncated", "bomb-over-pillow-limit", "bomb-over-our-limit"],
+    ids=[
+        "zero-byte",
+        "text",
+        "cut-in-header",
+        "truncated",
+        "bomb-over-pillow-limit",
+        "bomb-over-our-limit",
+    ],
 )
 def test_bad_input_has_a_reason(data: bytes, reason: str, fragment: str) -> None:
     with pytest.raises(ImageError) as info:
@@ -138,5 +149,5 @@ def test_unsupported_format_names_it() -> None:
 def test_pixel_limit_is_configurable() -> None:
     data = jpeg_bytes((100, 100))
     assert decode(data, max_pixels=10_000).width == 100
-    with pytest.raises(ImageError, match="10,001 pixels|10,000"):
+    with pytest.raises(ImageError, match=r"10,000 pixels|9,999"):
         decode(data, max_pixels=9_999)

@@ -40,7 +40,9 @@ def test_prefix_option_sets_the_dam_path(app: SmartTags, make_image: Callable[..
     assert [x.id for x in app.catalog.assets()] == ["/dam/library/a.jpg"]
 
 
-def test_reingest_unchanged_changes_nothing(app: SmartTags, make_image: Callable[..., Path]) -> None:
+def test_reingest_unchanged_changes_nothing(
+    app: SmartTags, make_image: Callable[..., Path]
+) -> None:
     root = make_image("a.jpg").parent
     make_image("b.jpg", color=(1, 2, 3))
     app.ingest([root])
@@ -100,7 +102,10 @@ def test_sidecar_and_manual_tags(
     app.ingest([root], sidecar=side)
     a = app.catalog.get_asset("/photos/a.jpg")
     assert (a.title, a.keywords, a.manual_tags) == (
-        "Red boot", ("leather", "winter"), ("apparel:shoes/boot",))
+        "Red boot",
+        ("leather", "winter"),
+        ("apparel:shoes/boot",),
+    )
     assert app.catalog.get_asset("/photos/b.jpg").title == "Blue thing"
 
 
@@ -110,13 +115,14 @@ def test_unknown_manual_tag_is_named_and_nothing_is_written(
     root = make_image("a.jpg").parent
     side = tmp_path / "meta.jsonl"
     side.write_text('{"path": "a.jpg", "manual_tags": ["apparel:nope"]}\n')
-    with pytest.raises(TaxonomyError, match="'apparel:nope'.*taxonomy import"):
+    with pytest.raises(TaxonomyError, match=r"'apparel:nope'.*taxonomy import"):
         app.ingest([root], sidecar=side)
     assert app.catalog.count_assets() == 0
 
 
-def test_bad_sidecar_is_an_error(app: SmartTags, make_image: Callable[..., Path],
-                                 tmp_path: Path) -> None:
+def test_bad_sidecar_is_an_error(
+    app: SmartTags, make_image: Callable[..., Path], tmp_path: Path
+) -> None:
     side = tmp_path / "meta.csv"
     side.write_text("file,title\na.jpg,x\n")
     with pytest.raises(SidecarError, match="path"):
@@ -133,10 +139,12 @@ def _bad_files(root: Path) -> dict[str, str]:
     import io
 
     from PIL import Image
+
     buf = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buf, "PCX")
     (root / "old.tif").write_bytes(buf.getvalue())
     from .test_images import png_header_only
+
     (root / "bomb.png").write_bytes(png_header_only(40_000, 40_000))
     (root / "unreadable.jpg").symlink_to("/proc/self/mem")  # stat works, read fails (EIO)
     (root / "dangling.jpg").symlink_to(root / "gone.jpg")
@@ -145,10 +153,14 @@ def _bad_files(root: Path) -> dict[str, str]:
     (root / "readme.txt").write_text("not an image extension: ignored, not an error")
     p = "/photos/bad"
     return {
-        f"{p}/empty.jpg": "empty", f"{p}/notes.jpg": "not-an-image",
-        f"{p}/truncated.jpg": "corrupt", f"{p}/old.tif": "unsupported-format",
-        f"{p}/bomb.png": "too-large", f"{p}/unreadable.jpg": "unreadable",
-        f"{p}/dangling.jpg": "broken-symlink", f"{p}/self.jpg": "symlink-loop",
+        f"{p}/empty.jpg": "empty",
+        f"{p}/notes.jpg": "not-an-image",
+        f"{p}/truncated.jpg": "corrupt",
+        f"{p}/old.tif": "unsupported-format",
+        f"{p}/bomb.png": "too-large",
+        f"{p}/unreadable.jpg": "unreadable",
+        f"{p}/dangling.jpg": "broken-symlink",
+        f"{p}/self.jpg": "symlink-loop",
         f"{p}/loop": "symlink-loop",
     }
 
@@ -203,10 +215,19 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path: Path) -> None:
         (root / f"img{i:03d}.jpg").write_bytes(jpeg_bytes((96, 72), (i * 2 % 256, i, 255 - i)))
     home = tmp_path / "home"
     # The torch runtime is slow (~15 images/s here), so the kill lands mid-run.
-    env = {**os.environ, "SMARTTAGS_HOME": str(home), "SMARTTAGS_RUNTIME": "torch",
-           "SMARTTAGS_BATCH_SIZE": "4", "SMARTTAGS_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "smarttags", "ingest", str(root)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "SMARTTAGS_HOME": str(home),
+        "SMARTTAGS_RUNTIME": "torch",
+        "SMARTTAGS_BATCH_SIZE": "4",
+        "SMARTTAGS_THREADS": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smarttags", "ingest", str(root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     catalog = home / "catalog.sqlite3"
     deadline = time.time() + 120
     done = 0

@@ -82,8 +82,7 @@ def xp(text: str) -> bytes:
 
 def exif_with(**tags: object) -> Image.Exif:
     exif = Image.Exif()
-    codes = {"description": 0x010E, "xp_title": 0x9C9B, "xp_comment": 0x9C9C,
-             "xp_keywords": 0x9C9E}
+    codes = {"description": 0x010E, "xp_title": 0x9C9B, "xp_comment": 0x9C9C, "xp_keywords": 0x9C9E}
     for name, value in tags.items():
         exif[codes[name]] = value
     return exif
@@ -116,15 +115,17 @@ def test_xmp_attribute_form_and_several_descriptions() -> None:
     )
     with open_bytes(jpeg_bytes(xmp=packet)) as im:
         meta = read_embedded(im)
-    assert meta == Metadata(title="Attr title", description="Attr description",
-                            keywords=("one", "two"))
+    assert meta == Metadata(
+        title="Attr title", description="Attr description", keywords=("one", "two")
+    )
 
 
 def test_xmp_as_str_with_declaration_and_plain_text() -> None:
     im = Image.new("RGB", (4, 4))
-    im.info["xmp"] = '<?xml version="1.0" encoding="UTF-8"?>' + xmp_packet(
-        "<dc:title>Plain title</dc:title><dc:subject>single</dc:subject>"
-    ).decode()
+    im.info["xmp"] = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        + xmp_packet("<dc:title>Plain title</dc:title><dc:subject>single</dc:subject>").decode()
+    )
     assert read_embedded(im) == Metadata(title="Plain title", keywords=("single",))
 
 
@@ -182,10 +183,11 @@ def test_malformed_xmp_is_ignored_and_exif_used(bad: bytes) -> None:
 
 
 def test_empty_xmp_values_fall_through_to_next_source() -> None:
-    packet = xmp_packet("<dc:title><rdf:Alt><rdf:li xml:lang='x-default'>  </rdf:li></rdf:Alt>"
-                        "</dc:title><dc:subject><rdf:Bag/></dc:subject>")
-    data = jpeg_bytes(xmp=packet, exif=exif_with(xp_title=xp("XP title"),
-                                                 xp_keywords=xp("k1;k2")))
+    packet = xmp_packet(
+        "<dc:title><rdf:Alt><rdf:li xml:lang='x-default'>  </rdf:li></rdf:Alt>"
+        "</dc:title><dc:subject><rdf:Bag/></dc:subject>"
+    )
+    data = jpeg_bytes(xmp=packet, exif=exif_with(xp_title=xp("XP title"), xp_keywords=xp("k1;k2")))
     with open_bytes(data) as im:
         assert read_embedded(im) == Metadata(title="XP title", keywords=("k1", "k2"))
 
@@ -208,8 +210,7 @@ def test_jpeg_iptc(tmp_path: Path) -> None:
         assert info[(2, 5)] == "Été bleu".encode()
         assert info[(2, 25)] == [b"sky", "café".encode(), b" sky "]
         meta = read_embedded(im)
-    assert meta == Metadata(title="Été bleu", description="Café au lait",
-                            keywords=("sky", "café"))
+    assert meta == Metadata(title="Été bleu", description="Café au lait", keywords=("sky", "café"))
 
 
 def test_iptc_single_keyword_and_corrupt_block() -> None:
@@ -224,13 +225,18 @@ def test_iptc_single_keyword_and_corrupt_block() -> None:
 
 
 def test_jpeg_exif_description_and_xp_tags(tmp_path: Path) -> None:
-    exif = exif_with(description="A red square", xp_title=xp("Título"),
-                     xp_keywords=xp("red; square;;red ;shape"), xp_comment=xp("unused"))
+    exif = exif_with(
+        description="A red square",
+        xp_title=xp("Título"),
+        xp_keywords=xp("red; square;;red ;shape"),
+        xp_comment=xp("unused"),
+    )
     with write(tmp_path, "a.jpg", jpeg_bytes(exif=exif)) as im:
         assert isinstance(im.getexif()[0x9C9E], bytes)  # Pillow hands XP tags back as bytes
         meta = read_embedded(im)
-    assert meta == Metadata(title="Título", description="A red square",
-                            keywords=("red", "square", "shape"))
+    assert meta == Metadata(
+        title="Título", description="A red square", keywords=("red", "square", "shape")
+    )
 
 
 def test_exif_utf8_description_and_xp_comment_fallback() -> None:
@@ -254,10 +260,14 @@ def test_exif_xp_tuple_of_ints() -> None:
 
 def test_priority_xmp_then_iptc_then_exif() -> None:
     packet = xmp_packet("", attrs='dc:title="XMP title"')
-    exif = exif_with(description="EXIF description", xp_title=xp("EXIF title"),
-                     xp_keywords=xp("exif-kw"))
-    datasets = (iptc_dataset(5, b"IPTC title") + iptc_dataset(120, b"IPTC caption")
-                + iptc_dataset(25, b"iptc-kw"))
+    exif = exif_with(
+        description="EXIF description", xp_title=xp("EXIF title"), xp_keywords=xp("exif-kw")
+    )
+    datasets = (
+        iptc_dataset(5, b"IPTC title")
+        + iptc_dataset(120, b"IPTC caption")
+        + iptc_dataset(25, b"iptc-kw")
+    )
     with open_bytes(with_iptc(jpeg_bytes(xmp=packet, exif=exif), datasets)) as im:
         assert read_embedded(im) == Metadata(
             title="XMP title", description="IPTC caption", keywords=("iptc-kw",)
@@ -289,16 +299,19 @@ def sidecar(tmp_path: Path, name: str, text: str | bytes) -> Path:
 def test_csv_sidecar(tmp_path: Path) -> None:
     text = (
         "\ufeff Path ,Title,description,keywords,manual_tags\r\n"
-        "./shoes/red.jpg,Red shoe,\"Leather, size 42\",red|shoe; leather|red,fashion:shoes\r\n"
+        './shoes/red.jpg,Red shoe,"Leather, size 42",red|shoe; leather|red,fashion:shoes\r\n'
         "\r\n"
         "/clothing/x.jpg,,,,\r\n"
         ' .\\winpath\\b.png ,"Two\nlines",  , | ,\r\n'
     )
     result = load_sidecar(sidecar(tmp_path, "metadata.csv", text))
     assert result == {
-        "shoes/red.jpg": Metadata(title="Red shoe", description="Leather, size 42",
-                                  keywords=("red", "shoe", "leather"),
-                                  manual_tags=("fashion:shoes",)),
+        "shoes/red.jpg": Metadata(
+            title="Red shoe",
+            description="Leather, size 42",
+            keywords=("red", "shoe", "leather"),
+            manual_tags=("fashion:shoes",),
+        ),
         "/clothing/x.jpg": Metadata(),
         "winpath/b.png": Metadata(title="Two\nlines"),
     }
@@ -314,8 +327,11 @@ def test_csv_sidecar_some_columns_and_short_rows(tmp_path: Path) -> None:
     [
         ("path,title\na.jpg,A\nb.jpg,B\n,C\n", "line 4: missing 'path'"),
         ("path,title\n./,A\n", "line 2: missing 'path'"),
-        ("path,titel\n", "line 1: unknown column 'titel' (expected one of: path, title, "
-                         "description, keywords, manual_tags)"),
+        (
+            "path,titel\n",
+            "line 1: unknown column 'titel' (expected one of: path, title, "
+            "description, keywords, manual_tags)",
+        ),
         ("path;title\n", "unknown column 'path;title'"),
         ("title,description\n", "line 1: the header row has no 'path' column"),
         ("path,title,Title\n", "line 1: column 'title' appears twice"),
@@ -348,8 +364,7 @@ def test_jsonl_sidecar(tmp_path: Path) -> None:
     result = load_sidecar(sidecar(tmp_path, "meta.jsonl", text))
     assert result == {
         "a.jpg": Metadata(title="A", keywords=("x", "y")),
-        "/dam/b.jpg": Metadata(title="", description="", keywords=("p", "q", "r"),
-                               manual_tags=()),
+        "/dam/b.jpg": Metadata(title="", description="", keywords=("p", "q", "r"), manual_tags=()),
         "c/d.jpg": Metadata(keywords=(), manual_tags=("t:1", "t:2")),
         "e.jpg": Metadata(title="line\u2028sep"),
     }
@@ -367,14 +382,19 @@ def test_ndjson_extension_and_raw_line_separator(tmp_path: Path) -> None:
         ('{"path": "a.jpg"}\n{"path": "b.jpg", }\n', "line 2: invalid JSON (Expecting"),
         ('["a.jpg"]\n', "line 1: expected a JSON object, got an array"),
         ("null\n", "line 1: expected a JSON object, got null"),
-        ('{"path": "a.jpg", "tags": "x"}\n', "line 1: unknown key 'tags' (expected one of: "
-                                             "path, title, description, keywords, manual_tags)"),
+        (
+            '{"path": "a.jpg", "tags": "x"}\n',
+            "line 1: unknown key 'tags' (expected one of: "
+            "path, title, description, keywords, manual_tags)",
+        ),
         ('\n{"title": "no path"}\n', "line 2: missing 'path'"),
         ('{"path": 3}\n', "line 1: 'path' must be a string, got 3"),
         ('{"path": "a.jpg", "title": 5}\n', "line 1: 'title' must be a string or null, got 5"),
         ('{"path": "a.jpg", "keywords": [1]}\n', "line 1: 'keywords' must be a list of strings"),
-        ('{"path": "a.jpg"}\n{"path": "./a.jpg"}\n',
-         "line 2: duplicate path 'a.jpg' (also on line 1)"),
+        (
+            '{"path": "a.jpg"}\n{"path": "./a.jpg"}\n',
+            "line 2: duplicate path 'a.jpg' (also on line 1)",
+        ),
     ],
 )
 def test_jsonl_sidecar_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -390,8 +410,11 @@ def test_jsonl_sidecar_errors(tmp_path: Path, text: str, message: str) -> None:
 
 def test_sidecar_unsupported_extension(tmp_path: Path) -> None:
     path = sidecar(tmp_path, "metadata.txt", "path\na.jpg\n")
-    with pytest.raises(SidecarError, match=r"unsupported sidecar extension '\.txt'; use \.csv"
-                                           r" or \.jsonl"):
+    with pytest.raises(
+        SidecarError,
+        match=r"unsupported sidecar extension '\.txt'; use \.csv"
+        r" or \.jsonl",
+    ):
         load_sidecar(path)
 
 
