@@ -21,8 +21,23 @@ import yaml
 from .errors import TaxonomyError
 from .models import TaxonomyTag
 
-TAG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*:[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
-_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+TAG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*:[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\Z")
+_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?\Z")
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans only: ``no``, ``on``, ``yes`` stay strings (Norwegian is 'no')."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 
 
 def validate_tag_id(tag_id: str) -> str:
@@ -37,7 +52,7 @@ def validate_tag_id(tag_id: str) -> str:
 def load_taxonomy(path: Path) -> list[TaxonomyTag]:
     """Read and validate a taxonomy file; raises TaxonomyError naming the bad entry."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Excel writes a BOM
     except (OSError, UnicodeDecodeError) as e:
         raise TaxonomyError(f"cannot read taxonomy file {path}: {e}") from e
     suffix = path.suffix.lower()
@@ -49,7 +64,7 @@ def load_taxonomy(path: Path) -> list[TaxonomyTag]:
         entries = _entries(data, path.name)
     elif suffix in (".yaml", ".yml"):
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass
         except yaml.YAMLError as e:
             raise TaxonomyError(f"{path.name}: invalid YAML: {e}") from e
         entries = _entries(data, path.name)

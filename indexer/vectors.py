@@ -80,11 +80,11 @@ class VectorIndex:
             raise VectorIndexError("cannot build a vector index without vectors or a dimension")
         x = normalise(vectors.reshape(n, dim))
         ids = np.ascontiguousarray(keys, dtype=np.int64)
-        if n <= exact_max:
+        nlist = int(min(max(16, 4 * math.sqrt(n)), n // 39))
+        if n <= exact_max or nlist < 1:  # under 39 vectors there is nothing to cluster
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
             kind = "exact"
         else:
-            nlist = int(min(max(16, 4 * math.sqrt(n)), n // 39))
             quantizer = faiss.IndexFlatIP(dim)
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
             rng = np.random.default_rng(0)

@@ -38,7 +38,11 @@ class SentenceTransformerEmbedder:
                 "directory saved with `save_pretrained`/`save`, or a model already in the "
                 "Hugging Face cache"
             ) from e
-        dim = self._model.get_sentence_embedding_dimension()
+        # renamed in sentence-transformers 5; the old name warns
+        get_dim = getattr(self._model, "get_embedding_dimension", None)
+        if get_dim is None:
+            get_dim = self._model.get_sentence_embedding_dimension
+        dim = get_dim()
         if not dim:
             probe = self._model.encode([Image.new("RGB", (32, 32))], convert_to_numpy=True)
             dim = int(probe.shape[-1])
