@@ -37,3 +37,7 @@ class VectorIndexError(IndexerError):
 
 class UnknownAssetError(IndexerError):
     """An asset id or path is not in the catalog."""
+
+
+class BackendError(IndexerError):
+    """A search backend could not be reached, written or queried."""
