@@ -62,6 +62,15 @@ CREATE TABLE IF NOT EXISTS embeddings (
     created_at REAL NOT NULL,
     PRIMARY KEY (asset_key, embedder)
 );
+CREATE TABLE IF NOT EXISTS smart_tags (
+    asset_key INTEGER NOT NULL REFERENCES assets(key) ON DELETE CASCADE,
+    tag_id TEXT NOT NULL REFERENCES taxonomy_tags(id),
+    confidence REAL NOT NULL CHECK (confidence >= 0 AND confidence <= 1),
+    model_version TEXT NOT NULL,
+    promoted INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (asset_key, tag_id)
+);
 CREATE TABLE IF NOT EXISTS asset_errors (
     source TEXT PRIMARY KEY,
     asset_id TEXT NOT NULL,
@@ -431,6 +440,53 @@ class Catalog:
             vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
             yield keys, vecs.reshape(len(rows), -1)
             last = int(keys[-1])
+
+    # -- smart tags --------------------------------------------------------
+
+    def put_smart_tags(
+        self, key: int, tags: Sequence[tuple[str, float, str]], *, replace: bool = True
+    ) -> None:
+        """Store (tag id, confidence, model version) for an asset; ``replace`` drops the
+        asset's other smart tags that are not promoted. Unknown tag ids are an error."""
+        unknown = self.unknown_tags(t for t, _, _ in tags)
+        if unknown:
+            raise TaxonomyError(
+                f"unknown taxonomy tag {', '.join(map(repr, unknown))}; import it first "
+                "with `smarttags taxonomy import FILE`"
+            )
+        bad = [(t, c) for t, c, _ in tags if not 0.0 <= c <= 1.0]
+        if bad:
+            raise CatalogError(f"confidence {bad[0][1]} of {bad[0][0]!r} is not in [0, 1]")
+        now = time.time()
+        with self.transaction():
+            if replace:
+                self._conn.execute(
+                    "DELETE FROM smart_tags WHERE asset_key = ? AND promoted = 0", (key,)
+                )
+            self._conn.executemany(
+                "INSERT INTO smart_tags(asset_key, tag_id, confidence, model_version, "
+                "updated_at) VALUES (?,?,?,?,?) ON CONFLICT(asset_key, tag_id) DO UPDATE SET "
+                "confidence=excluded.confidence, model_version=excluded.model_version, "
+                "updated_at=excluded.updated_at",
+                [(key, t, float(c), v, now) for t, c, v in tags],
+            )
+
+    def set_promoted(self, key: int, tag_id: str, promoted: bool = True) -> None:
+        cur = self._conn.execute(
+            "UPDATE smart_tags SET promoted = ?, updated_at = ? WHERE asset_key = ? AND tag_id = ?",
+            (int(promoted), time.time(), key, tag_id),
+        )
+        if cur.rowcount == 0:
+            raise CatalogError(f"asset {key} has no smart tag {tag_id!r}")
+
+    def smart_tags(self, key: int) -> list[tuple[str, float, str, bool]]:
+        """(tag id, confidence, model version, promoted) of an asset, by tag id."""
+        rows = self._conn.execute(
+            "SELECT tag_id, confidence, model_version, promoted FROM smart_tags "
+            "WHERE asset_key = ? ORDER BY tag_id",
+            (key,),
+        )
+        return [(r[0], float(r[1]), r[2], bool(r[3])) for r in rows]
 
     # -- errors ----------------------------------------------------------
 

@@ -40,6 +40,7 @@ class IngestReport:
     unchanged: int = 0
     embedded: int = 0
     failed: list[AssetError] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # ids added, modified or updated
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -248,6 +249,8 @@ class Ingester:
                 key, change = self.catalog.upsert_asset(cand.asset_id, dec.facts, meta)
                 keys[cand.asset_id] = key
                 _count(report, change)
+                if change is not Change.UNCHANGED:
+                    report.changed.append(cand.asset_id)
                 self.catalog.clear_error(cand.source)
             if vectors is not None and self.embedder is not None:
                 self.catalog.put_embeddings(

@@ -101,8 +101,10 @@ class RankingProfile(BaseModel):
         return self.tier_boosts[tier - 1]
 
 
-def load_profile(path: Path) -> RankingProfile:
-    """Read a profile from TOML or JSON; errors name the file and the field."""
+def load_profile(path: Path, defaults: dict[str, object] | None = None) -> RankingProfile:
+    """Read a profile from TOML or JSON; errors name the file and the field.
+
+    ``defaults`` fill keys the file does not set (the service passes its languages)."""
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -116,7 +118,7 @@ def load_profile(path: Path) -> RankingProfile:
             raise ProfileError(f"profile {path.name}: use a .toml or .json file")
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ProfileError(f"profile {path.name}: {e}") from e
-    data.setdefault("name", path.stem)
+    data = {**(defaults or {}), "name": path.stem, **data}
     try:
         return RankingProfile.model_validate(data)
     except ValidationError as e:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from . import commands, demo
+from . import commands, demo, search_commands
 from .clikit import App, SmartTagsGroup
 
 
@@ -32,6 +32,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 
 
 commands.register(cli)
+search_commands.register(cli)
 demo.register(cli)
 
 

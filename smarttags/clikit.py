@@ -11,6 +11,7 @@ import click
 from pydantic import ValidationError
 
 from indexer.errors import IndexerError
+from ranking.errors import RankingError
 
 from .service import SmartTags
 from .settings import Settings
@@ -18,7 +19,7 @@ from .settings import Settings
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Errors that are the user's to fix: shown as one line, exit code 1.
-USER_ERRORS: tuple[type[Exception], ...] = (IndexerError,)
+USER_ERRORS: tuple[type[Exception], ...] = (IndexerError, RankingError)
 
 
 class App:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.backends import create_backend
 from indexer.catalog import Catalog
 from indexer.embedders import EmbedderOptions, ImageEmbedder, create_embedder
 from indexer.errors import TaxonomyError, UnknownAssetError
@@ -18,6 +19,14 @@ from indexer.metadata import load_sidecar
 from indexer.models import Asset, Metadata
 from indexer.taxonomy import load_taxonomy
 from indexer.vectors import VectorIndex, VectorStore
+from ranking.analysis import Analyzer
+from ranking.backend import BulkResult, SearchBackend
+from ranking.document import SearchDocument, SmartTag, TagRef, build_document, tag_terms
+from ranking.errors import ProfileError
+from ranking.evaluation import Metrics, evaluate, load_judgments
+from ranking.profile import RankingProfile, load_profile
+from ranking.query import TieredQuery
+from ranking.results import SearchResult
 
 from .settings import Settings
 
@@ -35,6 +44,7 @@ class SmartTags:
         self.settings = settings
         self._catalog: Catalog | None = None
         self._embedder: ImageEmbedder | None = None
+        self._backend: SearchBackend | None = None
         self.vectors = VectorStore(
             settings.vectors_dir, exact_max=settings.exact_search_max, nprobe=settings.ivf_nprobe
         )
@@ -46,6 +56,9 @@ class SmartTags:
         self.close()
 
     def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None
@@ -105,6 +118,8 @@ class SmartTags:
         report = ingester.run(roots, prefix=prefix, sidecar=entries)
         if embed and report.embedded:
             self.vector_index()  # keep the persisted index in step
+        if report.changed:
+            self.sync_search(report.changed)
         return report
 
     # -- vectors ---------------------------------------------------------
@@ -145,4 +160,108 @@ class SmartTags:
         out["embedder"] = self.settings.embedder
         path = self.vectors.path(self.embedder_name())
         out["vector_index"] = str(path) if path.exists() else None
+        return out
+
+    # -- search ----------------------------------------------------------
+
+    @property
+    def search_backend(self) -> SearchBackend:
+        if self._backend is None:
+            s = self.settings
+            backend = create_backend(
+                s.backend, catalog_path=s.catalog_path, url=s.opensearch_url
+            )
+            backend.ensure_schema()
+            self._backend = backend
+        return self._backend
+
+    def analyzer(self) -> Analyzer:
+        return Analyzer(self.settings.languages)
+
+    def documents(self, assets: list[Asset]) -> list[SearchDocument]:
+        """Search documents for catalog assets: metadata, manual and smart tags."""
+        analyzer = self.analyzer()
+        taxonomy = {t.id: t for t in self.catalog.tags()}
+
+        def titles(tag_id: str) -> dict[str, str]:
+            t = taxonomy.get(tag_id)
+            return dict(t.titles) if t else {"en": tag_id}
+
+        def terms(tag_id: str) -> tuple[str, ...]:
+            t = taxonomy.get(tag_id)
+            return tag_terms(analyzer, titles(tag_id), t.synonyms if t else {})
+
+        docs = []
+        for a in assets:
+            smart = [
+                SmartTag(tag, conf, version, promoted, titles(tag), terms(tag))
+                for tag, conf, version, promoted in self.catalog.smart_tags(a.key)
+            ]
+            manual = [TagRef(t, titles(t), terms(t)) for t in a.manual_tags]
+            docs.append(build_document(
+                analyzer, asset_id=a.id, title=a.title, description=a.description,
+                keywords=a.keywords, manual_tags=manual, smart_tags=smart, format=a.format,
+                width=a.width, height=a.height, modified_at=a.modified_at,
+            ))  # fmt: skip
+        return docs
+
+    def sync_search(self, asset_ids: list[str] | None = None, chunk: int = 500) -> BulkResult:
+        """Write the documents of ``asset_ids`` (default: every asset) to the search backend."""
+        total = BulkResult()
+        if asset_ids is None:
+            assets = self.catalog.assets()
+        else:
+            assets = [self.catalog.get_asset(i) for i in asset_ids]
+        for i in range(0, len(assets), chunk):
+            result = self.search_backend.upsert(self.documents(assets[i : i + chunk]))
+            total.ok += result.ok
+            total.failed.extend(result.failed)
+        return total
+
+    def profile(self, path: Path | None = None) -> RankingProfile:
+        """The ranking profile in ``path``, or the default; languages default to the index's."""
+        langs = self.settings.languages
+        profile = (
+            load_profile(path, defaults={"languages": langs}) if path
+            else RankingProfile(languages=langs)
+        )
+        missing = [lang for lang in profile.languages if lang not in langs]
+        if missing:
+            raise ProfileError(
+                f"profile {profile.name!r} searches language {missing[0]!r} but the index holds "
+                f"{', '.join(langs)}; set SMARTTAGS_LANGUAGES and run `smarttags reindex`"
+            )
+        return profile
+
+    def search(
+        self,
+        text: str,
+        *,
+        profile: RankingProfile | None = None,
+        path_prefix: str | None = None,
+        formats: tuple[str, ...] = (),
+        tags: tuple[str, ...] = (),
+        offset: int = 0,
+        limit: int = 20,
+    ) -> SearchResult:
+        query = TieredQuery.build(
+            text, profile=profile or self.profile(), path_prefix=path_prefix, formats=formats,
+            tags=tags, offset=offset, limit=limit,
+        )  # fmt: skip
+        return self.search_backend.search(query)
+
+    def evaluate(self, judgments: Path, profiles: list[Path]) -> dict[str, Metrics]:
+        """nDCG@10, P@10, MRR and recall@100 per profile, over the judged queries."""
+        graded = load_judgments(judgments)
+        out: dict[str, Metrics] = {}
+        paths: list[Path | None] = list(profiles) or [None]
+        for path in paths:
+            prof = self.profile(path)
+
+            def run(text: str, prof: RankingProfile = prof) -> list[str]:
+                # 100 hits: enough for recall@100 and every other metric.
+                return [h.asset_id for h in self.search(text, profile=prof, limit=100).hits]
+
+            name = prof.name if prof.name not in out else f"{prof.name} ({path})"
+            out[name] = evaluate(graded, run)
         return out

@@ -56,6 +56,17 @@ class Settings(BaseSettings):
         description="Up to this many vectors the FAISS index is exact; above, IVF.",
     )
     ivf_nprobe: int = Field(default=32, ge=1)
+    backend: str = Field(
+        default="embedded",
+        description="Search backend: 'embedded' (SQLite FTS5 in the catalog) or 'opensearch'.",
+    )
+    opensearch_url: str | None = Field(
+        default=None, description="OpenSearch cluster URL for backend 'opensearch'."
+    )
+    languages: tuple[str, ...] = Field(
+        default=("en",),
+        description="Languages whose stems are indexed (JSON list, e.g. '[\"en\", \"de\"]').",
+    )
 
     @field_validator("runtime")
     @classmethod

@@ -1,0 +1,103 @@
+"""Search, evaluation and reindex commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ranking.results import SearchResult
+
+from .clikit import App, emit, json_option, pass_app
+
+_TIER_NAMES = {1: "metadata", 2: "all smart", 3: "any smart"}
+
+
+def _print_result(result: SearchResult, explain: bool, titles: dict[str, str]) -> None:
+    tiers = ", ".join(f"tier {k}: {v}" for k, v in sorted(result.tiers.items()))
+    click.echo(f"{result.total} hits ({tiers or 'none'})")
+    for h in result.hits:
+        color = {1: "green", 2: "cyan", 3: "yellow"}[h.tier]
+        click.echo(
+            click.style(f"  [{h.tier} {_TIER_NAMES[h.tier]:>9}]", fg=color)
+            + f" {h.score:10.4f}  {h.asset_id}  {titles.get(h.asset_id, '')}"
+        )
+        if explain:
+            for term, fields in h.why.fields.items():
+                click.echo(f"        {term!r} in {', '.join(fields)}")
+            for t in h.why.tags:
+                promoted = " promoted" if t.promoted else ""
+                click.echo(
+                    f"        smart tag {t.tag} {t.confidence:.2f}{promoted} "
+                    f"matches {', '.join(map(repr, t.terms))}"
+                )
+    if result.smart_tag_facets:
+        click.echo("smart tags: " + ", ".join(f"{f.tag} ({f.count})"
+                                               for f in result.smart_tag_facets))
+    if result.manual_tag_facets:
+        click.echo("manual tags: " + ", ".join(f"{f.tag} ({f.count})"
+                                                for f in result.manual_tag_facets))
+
+
+def register(cli: click.Group) -> None:
+    @cli.command()
+    @click.argument("text")
+    @click.option("--explain", is_flag=True, help="Show why each hit matched.")
+    @click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="Ranking profile (TOML or JSON).")
+    @click.option("--path", "path_prefix", metavar="PREFIX", help="Only assets under this path.")
+    @click.option("--format", "formats", multiple=True, help="Only these formats (repeatable).")
+    @click.option("--tag", "tags", multiple=True, help="Only assets carrying this tag id.")
+    @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
+    @click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+    @json_option
+    @pass_app
+    def search(app: App, text: str, explain: bool, profile: Path | None,
+               path_prefix: str | None, formats: tuple[str, ...], tags: tuple[str, ...],
+               limit: int, offset: int, as_json: bool) -> None:
+        """Three-tier search: metadata, then all terms in smart tags, then any term."""
+        svc = app.service()
+        result = svc.search(text, profile=svc.profile(profile), path_prefix=path_prefix,
+                            formats=formats, tags=tags, offset=offset, limit=limit)
+        if as_json:
+            emit(result.as_dict())
+            return
+        titles = {h.asset_id: svc.catalog.get_asset(h.asset_id).title for h in result.hits}
+        _print_result(result, explain, titles)
+
+    @cli.command("eval")
+    @click.option("--judgments", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  required=True, help="CSV or JSON lines: query, asset, grade.")
+    @click.option("--profile", "profiles", multiple=True,
+                  type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="Ranking profile to evaluate (repeat to compare side by side).")
+    @json_option
+    @pass_app
+    def eval_(app: App, judgments: Path, profiles: tuple[Path, ...], as_json: bool) -> None:
+        """nDCG@10, P@10, MRR and recall@100 per ranking profile, side by side."""
+        results = app.service().evaluate(judgments, list(profiles))
+        if as_json:
+            emit({name: m.as_dict() for name, m in results.items()})
+            return
+        names = list(results)
+        width = max(12, *(len(n) + 2 for n in names))
+        click.echo(f"{'metric':<12}" + "".join(f"{n:>{width}}" for n in names))
+        for key in ("ndcg@10", "p@10", "mrr", "recall@100"):
+            values = "".join(f"{results[n].as_dict()[key]:>{width}.4f}" for n in names)
+            click.echo(f"{key:<12}{values}")
+        click.echo(f"{'queries':<12}" + "".join(f"{results[n].queries:>{width}}" for n in names))
+
+    @cli.command()
+    @json_option
+    @pass_app
+    def reindex(app: App, as_json: bool) -> None:
+        """Write every catalog asset's search document to the search backend."""
+        result = app.service().sync_search()
+        if as_json:
+            emit({"indexed": result.ok, "failed": [list(f) for f in result.failed]})
+            return
+        click.echo(f"{result.ok} documents indexed, {len(result.failed)} failed")
+        for asset_id, reason in result.failed[:20]:
+            click.echo(f"  ! {asset_id}: {reason}", err=True)
+        if result.failed:
+            raise click.ClickException(f"{len(result.failed)} documents were not indexed")
