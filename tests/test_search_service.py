@@ -72,7 +72,7 @@ def test_profile_errors_name_the_problem(tiered: SmartTags, tmp_path: Path) -> N
         tiered.profile(bad)
     de = tmp_path / "de.toml"
     de.write_text('languages = ["en", "de"]\n')
-    with pytest.raises(ProfileError, match="language 'de'.*SMARTTAGS_LANGUAGES"):
+    with pytest.raises(ProfileError, match=r"language 'de'.*SMARTTAGS_LANGUAGES"):
         tiered.profile(de)
     close = tmp_path / "close.toml"
     close.write_text("tier_boosts = [300, 200, 100]\n")
