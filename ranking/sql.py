@@ -89,11 +89,12 @@ tag_hits AS (
     FROM q JOIN search_tag_terms t ON t.term = q.term
     JOIN search_smart s ON s.tag = t.tag AND s.confidence >= :floor
 ),
+covered AS (SELECT key, count(DISTINCT qi) AS n FROM tag_hits GROUP BY key),
+per_tag AS (SELECT key, tag, max(eff) AS eff FROM tag_hits GROUP BY key, tag),
 smart AS (
-    SELECT key, (SELECT count(DISTINCT qi) FROM tag_hits h2 WHERE h2.key = g.key) AS n,
-           {combine} AS within
-    FROM (SELECT key, tag, max(eff) AS eff FROM tag_hits GROUP BY key, tag) AS g
-    GROUP BY key
+    SELECT p.key, c.n, {combine} AS within
+    FROM per_tag p JOIN covered c ON c.key = p.key
+    GROUP BY p.key
 ),
 scored(key, tier, score) AS (
     SELECT key, 1, score FROM tier1
