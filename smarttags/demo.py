@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections import Counter
 from pathlib import Path
 
 import click
 
 from .clikit import App, pass_app
+from .service import SmartTags
 
 DEFAULT_DATASET = Path("../shared/datasets/clothing")
+PREFIX = "/clothing"
+#: German titles, so the taxonomy shows titles per language.
+GERMAN = {
+    "T-Shirt": "T-Shirt", "Longsleeve": "Langarmshirt", "Pants": "Hose", "Shoes": "Schuhe",
+    "Shirt": "Hemd", "Dress": "Kleid", "Outwear": "Jacke", "Shorts": "Shorts", "Hat": "Hut",
+    "Skirt": "Rock", "Polo": "Polohemd", "Undershirt": "Unterhemd", "Blazer": "Sakko",
+    "Hoodie": "Kapuzenpullover", "Body": "Body",
+}  # fmt: skip
+#: Photos per garment type that the demo's "librarian" tagged by hand.
+HAND_TAGGED = 10
 
 
 def read_labels(dataset: Path) -> dict[str, str]:
@@ -26,25 +36,80 @@ def read_labels(dataset: Path) -> dict[str, str]:
         ) from e
 
 
+def tag_id(label: str) -> str:
+    return "apparel:garment/" + label.lower().replace(" ", "-")
+
+
+def write_demo_files(labels: dict[str, str], out: Path) -> tuple[Path, Path, Path]:
+    """Taxonomy (en/de titles), a sidecar with hand-tagged photos, and search judgments."""
+    out.mkdir(parents=True, exist_ok=True)
+    types = sorted({lab for lab in labels.values() if lab in GERMAN})
+    taxonomy = out / "taxonomy.csv"
+    with taxonomy.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "title", "title_de"])
+        w.writerows([tag_id(t), t, GERMAN[t]] for t in types)
+    sidecar = out / "metadata.csv"
+    judgments = out / "judgments.csv"
+    by_type: dict[str, list[str]] = {}
+    for file, label in sorted(labels.items()):
+        by_type.setdefault(label, []).append(file)
+    with sidecar.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "manual_tags"])
+        for t in types:
+            w.writerows([f"{PREFIX}/{file}", tag_id(t)] for file in by_type[t][:HAND_TAGGED])
+    with judgments.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["query", "asset", "grade"])
+        for t in ("Shoes", "Dress", "Hat", "Pants", "Hoodie"):
+            w.writerows([t.lower(), f"{PREFIX}/{file}", 1] for file in by_type.get(t, []))
+    return taxonomy, sidecar, judgments
+
+
+def _similar(svc: SmartTags, labels: dict[str, str], examples: int) -> None:
+    by_label: dict[str, list[str]] = {}
+    for file, label in sorted(labels.items()):
+        by_label.setdefault(label, []).append(file)
+    shown = [lab for lab in ("Shoes", "Dress", "Hat", "Pants", "Hoodie") if lab in by_label]
+    for label in shown[:examples]:
+        query = by_label[label][0]
+        hits = svc.similar(f"{PREFIX}/{query}", k=5)
+        got = [labels.get(h.asset.id.removeprefix(PREFIX + "/"), "?") for h in hits]
+        same = sum(g == label for g in got)
+        click.echo(f"   {query} [{label}]: {same}/{len(got)} neighbours are {label}")
+        for h, g in zip(hits, got, strict=True):
+            click.echo(f"      {h.score:.3f}  {h.asset.id}  [{g}]")
+
+
+def _search(svc: SmartTags, judgments: Path) -> None:
+    for text in ("shoes", "hat"):
+        result = svc.search(text, limit=3)
+        click.echo(f"   search {text!r}: {result.total} hits, tiers {result.tiers}")
+        for h in result.hits:
+            fields = "; ".join(f"{t!r} in {', '.join(f)}" for t, f in h.why.fields.items())
+            click.echo(f"      tier {h.tier}  {h.score:9.3f}  {h.asset_id}  ({fields})")
+    metrics = svc.evaluate(judgments, [])["default"]
+    click.echo(
+        f"   eval on {metrics.queries} garment queries: nDCG@10 {metrics.ndcg10:.3f}, "
+        f"P@10 {metrics.p10:.3f}, MRR {metrics.mrr:.3f}, recall@100 {metrics.recall100:.3f}"
+    )
+    click.echo(
+        f"   (only the {HAND_TAGGED} hand-tagged photos per type are findable so far; "
+        "smart tags from trained tag models will find the rest)"
+    )
+
+
 def register(cli: click.Group) -> None:
     @cli.command()
-    @click.option(
-        "--dataset",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=DEFAULT_DATASET,
-        show_default=True,
-        help="The clothing sample (labels.csv and images/).",
-    )
-    @click.option(
-        "--examples",
-        type=click.IntRange(1, 15),
-        default=3,
-        show_default=True,
-        help="How many garment types to show similar images for.",
-    )
+    @click.option("--dataset", type=click.Path(file_okay=False, path_type=Path),
+                  default=DEFAULT_DATASET, show_default=True,
+                  help="The clothing sample (labels.csv and images/).")
+    @click.option("--examples", type=click.IntRange(1, 5), default=3, show_default=True,
+                  help="How many garment types to show similar images for.")
     @pass_app
     def demo(app: App, dataset: Path, examples: int) -> None:
-        """Ingest the clothing sample and show similar-image results."""
+        """Ingest the clothing sample, show similar images, search and evaluate."""
         if not (dataset / "images").is_dir():
             raise click.ClickException(
                 f"{dataset}/images not found; pass --dataset PATH to the clothing sample "
@@ -52,12 +117,13 @@ def register(cli: click.Group) -> None:
             )
         labels = read_labels(dataset)
         svc = app.service()
-        click.secho(
-            f"1. Ingest {len(labels)} photos from {dataset} into {svc.settings.home}", bold=True
-        )
-        report = svc.ingest(
-            [dataset / "images"], prefix="/clothing/images", progress=sys.stderr.isatty()
-        )
+        taxonomy, sidecar, judgments = write_demo_files(labels, svc.settings.home / "demo")
+        click.secho(f"1. Taxonomy: {svc.import_taxonomy(taxonomy)} garment tags (en, de)",
+                    bold=True)
+        click.secho(f"2. Ingest {len(labels)} photos from {dataset} into {svc.settings.home}",
+                    bold=True)
+        report = svc.ingest([dataset], prefix=PREFIX, sidecar=sidecar,
+                            progress=sys.stderr.isatty())
         click.echo(
             f"   {report.added} added, {report.unchanged} unchanged, {report.embedded} "
             f"embedded, {len(report.failed)} failed in {report.seconds:.1f}s "
@@ -65,35 +131,12 @@ def register(cli: click.Group) -> None:
         )
         index = svc.vector_index()
         click.echo(f"   vector index: {index.size} vectors ({index.kind})")
-
-        click.secho("2. Similar images (label of each neighbour in brackets)", bold=True)
-        by_label: dict[str, list[str]] = {}
-        for file, label in sorted(labels.items()):
-            by_label.setdefault(label, []).append(file)
-        shown = [lab for lab in ("Shoes", "Dress", "Hat", "Pants", "Hoodie") if lab in by_label]
-        total_hits = total_same = 0
-        for label in (shown + sorted(set(by_label) - set(shown)))[:examples]:
-            query = by_label[label][0]
-            hits = svc.similar(f"/clothing/{query}", k=5)
-            got = [labels.get(h.asset.id.removeprefix("/clothing/"), "?") for h in hits]
-            same = sum(g == label for g in got)
-            total_hits += len(got)
-            total_same += same
-            click.echo(f"   {query} [{label}]: {same}/{len(got)} neighbours are {label}")
-            for h, g in zip(hits, got, strict=True):
-                click.echo(f"      {h.score:.3f}  {h.asset.id}  [{g}]")
-        click.secho("3. Label agreement of nearest neighbours over all types", bold=True)
-        agree = Counter[str]()
-        for label, files in sorted(by_label.items()):
-            if label in ("Other", "Not sure"):
-                continue
-            hits = svc.similar(f"/clothing/{files[0]}", k=10)
-            agree[label] = sum(
-                labels.get(h.asset.id.removeprefix("/clothing/")) == label for h in hits
-            )
-        click.echo("   " + ", ".join(f"{k} {v}/10" for k, v in agree.items()))
-        click.echo(f"   shown above: {total_same}/{total_hits} neighbours share the query's type")
-        click.echo(
-            "Next: `smarttags similar /clothing/images/<file> -k 10`, "
-            "`smarttags status`, `smarttags errors`."
-        )
+        click.secho("3. Similar images (the true type of each neighbour in brackets)",
+                    bold=True)
+        _similar(svc, labels, examples)
+        click.secho(f"4. Three-tier search ({svc.settings.backend} backend) and evaluation",
+                    bold=True)
+        _search(svc, judgments)
+        click.echo("Next: `smarttags search shoes --explain`, `smarttags similar "
+                   f"{PREFIX}/images/<file>`, `smarttags eval --judgments "
+                   f"{judgments}`.")

@@ -35,6 +35,9 @@ def test_demo_ingests_the_sample_and_shows_similar_images(
     assert "0 failed" in out
     assert f"vector index: {len(clothing_labels)} vectors (exact)" in out
     assert "neighbours are Shoes" in out
+    assert "15 garment tags" in out
+    assert "search 'shoes': 10 hits, tiers {1: 10}" in out  # the hand-tagged ones
+    assert "recall@100 0.100" in out
 
 
 def test_shoe_neighbours_are_mostly_shoes(
