@@ -15,6 +15,8 @@ from PIL import Image
 from smarttags.service import SmartTags
 from smarttags.settings import Settings
 
+pytest_plugins = ["tests.conftest_opensearch"]
+
 REPO = Path(__file__).resolve().parent.parent
 
 
