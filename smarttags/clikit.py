@@ -29,6 +29,10 @@ class App:
         self._overrides: dict[str, Any] = {} if home is None else {"home": home}
         self._service: SmartTags | None = None
 
+    def override(self, **values: Any) -> None:
+        """Command options that win over the environment (before the service is built)."""
+        self._overrides.update({k: v for k, v in values.items() if v is not None})
+
     def settings(self) -> Settings:
         try:
             return Settings(**self._overrides)
@@ -66,6 +70,13 @@ class SmartTagsGroup(click.Group):
 
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")(f)
+
+
+def backend_option(f: F) -> F:
+    return click.option(
+        "--backend", type=click.Choice(["embedded", "opensearch"]), default=None,
+        help="Search backend (default: $SMARTTAGS_BACKEND or embedded).",
+    )(f)  # fmt: skip
 
 
 def emit(data: Any) -> None:

@@ -8,7 +8,7 @@ import click
 
 from ranking.results import SearchResult
 
-from .clikit import App, emit, json_option, pass_app
+from .clikit import App, backend_option, emit, json_option, pass_app
 
 _TIER_NAMES = {1: "metadata", 2: "all smart", 3: "any smart"}
 
@@ -50,12 +50,14 @@ def register(cli: click.Group) -> None:
     @click.option("--tag", "tags", multiple=True, help="Only assets carrying this tag id.")
     @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
     @click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+    @backend_option
     @json_option
     @pass_app
     def search(app: App, text: str, explain: bool, profile: Path | None,
                path_prefix: str | None, formats: tuple[str, ...], tags: tuple[str, ...],
-               limit: int, offset: int, as_json: bool) -> None:
+               limit: int, offset: int, backend: str | None, as_json: bool) -> None:
         """Three-tier search: metadata, then all terms in smart tags, then any term."""
+        app.override(backend=backend)
         svc = app.service()
         result = svc.search(text, profile=svc.profile(profile), path_prefix=path_prefix,
                             formats=formats, tags=tags, offset=offset, limit=limit)
@@ -71,10 +73,13 @@ def register(cli: click.Group) -> None:
     @click.option("--profile", "profiles", multiple=True,
                   type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="Ranking profile to evaluate (repeat to compare side by side).")
+    @backend_option
     @json_option
     @pass_app
-    def eval_(app: App, judgments: Path, profiles: tuple[Path, ...], as_json: bool) -> None:
+    def eval_(app: App, judgments: Path, profiles: tuple[Path, ...], backend: str | None,
+              as_json: bool) -> None:
         """nDCG@10, P@10, MRR and recall@100 per ranking profile, side by side."""
+        app.override(backend=backend)
         results = app.service().evaluate(judgments, list(profiles))
         if as_json:
             emit({name: m.as_dict() for name, m in results.items()})
@@ -88,10 +93,12 @@ def register(cli: click.Group) -> None:
         click.echo(f"{'queries':<12}" + "".join(f"{results[n].queries:>{width}}" for n in names))
 
     @cli.command()
+    @backend_option
     @json_option
     @pass_app
-    def reindex(app: App, as_json: bool) -> None:
+    def reindex(app: App, backend: str | None, as_json: bool) -> None:
         """Write every catalog asset's search document to the search backend."""
+        app.override(backend=backend)
         result = app.service().sync_search()
         if as_json:
             emit({"indexed": result.ok, "failed": [list(f) for f in result.failed]})

@@ -160,6 +160,8 @@ class SmartTags:
         out["embedder"] = self.settings.embedder
         path = self.vectors.path(self.embedder_name())
         out["vector_index"] = str(path) if path.exists() else None
+        out["search_backend"] = self.settings.backend
+        out["search_documents"] = self.search_backend.count()
         return out
 
     # -- search ----------------------------------------------------------
@@ -169,7 +171,8 @@ class SmartTags:
         if self._backend is None:
             s = self.settings
             backend = create_backend(
-                s.backend, catalog_path=s.catalog_path, url=s.opensearch_url
+                s.backend, catalog_path=s.catalog_path, url=s.opensearch_url,
+                alias=s.opensearch_alias,
             )
             backend.ensure_schema()
             self._backend = backend

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     opensearch_url: str | None = Field(
         default=None, description="OpenSearch cluster URL for backend 'opensearch'."
     )
+    opensearch_alias: str = Field(
+        default="smarttags-assets",
+        description="Alias the OpenSearch backend searches; versioned indices sit behind it.",
+    )
     languages: tuple[str, ...] = Field(
         default=("en",),
         description="Languages whose stems are indexed (JSON list, e.g. '[\"en\", \"de\"]').",

@@ -123,3 +123,32 @@ def test_search_eval_reindex_cli(tiered: SmartTags, tmp_path: Path) -> None:
     r = run(cli, ["--home", home, "search", "woman", "--profile", str(tmp_path / "nope.toml")],
             env=env)
     assert r.exit_code == 2
+
+
+@pytest.mark.opensearch
+def test_same_hits_on_opensearch_through_the_cli(tiered: SmartTags, opensearch_url: str) -> None:
+    import uuid
+
+    home = str(tiered.settings.home)
+    env = {"SMARTTAGS_EMBEDDER": "fake", "SMARTTAGS_OPENSEARCH_URL": opensearch_url,
+           "SMARTTAGS_OPENSEARCH_ALIAS": f"st-cli-{uuid.uuid4().hex[:8]}"}
+    run = CliRunner().invoke
+    r = run(cli, ["--home", home, "reindex", "--backend", "opensearch", "--json"], env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == {"indexed": 5, "failed": []}
+    hits = {}
+    for backend in ("embedded", "opensearch"):
+        r = run(cli, ["--home", home, "search", "woman running", "--backend", backend,
+                      "--json"], env=env)
+        assert r.exit_code == 0, r.output
+        hits[backend] = [(h["asset"], h["tier"]) for h in json.loads(r.output)["hits"]]
+    assert hits["opensearch"] == hits["embedded"] == [
+        ("/photos/a.jpg", 1), ("/photos/b.jpg", 2), ("/photos/c.jpg", 3), ("/photos/d.jpg", 3)]
+
+
+def test_opensearch_backend_needs_a_url(tiered: SmartTags) -> None:
+    r = CliRunner().invoke(cli, ["--home", str(tiered.settings.home), "search", "woman",
+                                 "--backend", "opensearch"],
+                           env={"SMARTTAGS_EMBEDDER": "fake", "SMARTTAGS_OPENSEARCH_URL": ""})
+    assert r.exit_code == 1
+    assert "SMARTTAGS_OPENSEARCH_URL" in r.output
