@@ -12,7 +12,7 @@ from typing import Any
 
 from indexer.backends import create_backend
 from indexer.catalog import Catalog
-from indexer.embedders import EmbedderOptions, ImageEmbedder, create_embedder
+from indexer.embedders import EmbedderOptions, ImageEmbedder, create_embedder, stored_label
 from indexer.errors import TaxonomyError, UnknownAssetError
 from indexer.ingest import Ingester, IngestOptions, IngestReport
 from indexer.metadata import load_sidecar
@@ -136,9 +136,8 @@ class SmartTags:
         return self.vectors.get(name, version, chunks)
 
     def embedder_name(self) -> str:
-        """The name vectors are stored under, without loading the model when it is known."""
-        spec = self.settings.embedder
-        return spec if spec in ("efficientnet-lite0", "fake") else self.embedder.name
+        """The label vectors are stored under, without loading the model when it is known."""
+        return stored_label(self.settings.embedder) or self.embedder.name
 
     def similar(self, ref: str, k: int = 10) -> list[SimilarHit]:
         """The ``k`` assets most similar to ``ref`` (id, path or source), best first."""

@@ -146,7 +146,7 @@ def test_efficientnet_onnx_matches_torch(
         "efficientnet-lite0", EmbedderOptions(models_dir=onnx_models, runtime="onnx", threads=2)
     )
     assert isinstance(emb, ImageEmbedder)
-    assert (emb.name, emb.dim, emb.input_size) == ("efficientnet-lite0", 1280, 224)
+    assert (emb.name, emb.dim, emb.input_size) == ("efficientnet-lite0/center-crop-224", 1280, 224)
     onnx_out = emb.embed(photos)
     check_features(onnx_out, 8)
     check_features(torch_reference, 8)
@@ -322,3 +322,16 @@ def test_sentence_transformers_missing_path(tmp_path: Path) -> None:
     msg = str(info.value)
     assert msg.startswith(f"cannot load sentence-transformers model {str(missing)!r}: ")
     assert "give a local directory saved with `save_pretrained`/`save`" in msg
+
+
+def test_efficientnet_preprocess_takes_the_central_square() -> None:
+    from PIL import Image
+
+    from indexer.embedders.efficientnet import preprocess
+
+    im = Image.new("RGB", (300, 100), (255, 0, 0))
+    im.paste((0, 255, 0), (100, 0, 200, 100))  # the central square is green
+    x = preprocess(im)
+    assert x.shape == (3, 224, 224)
+    green = (np.array([0, 255, 0], np.float32) - 127) / 128
+    assert np.allclose(x[:, 5:-5, 5:-5].mean(axis=(1, 2)), green, atol=1e-3)

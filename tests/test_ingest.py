@@ -253,7 +253,7 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path: Path) -> None:
         assert report.added == n - partial
         assert report.added + report.unchanged == n
         assert svc.catalog.count_assets() == n
-        assert svc.catalog.missing_embeddings("efficientnet-lite0") == []
+        assert svc.catalog.missing_embeddings("efficientnet-lite0/center-crop-224") == []
         ids = [a.id for a in svc.catalog.assets()]
         assert len(ids) == len(set(ids)) == n
         assert svc.ingest([root]).unchanged == n

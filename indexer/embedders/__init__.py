@@ -6,6 +6,14 @@
 * ``fake``: deterministic vectors from pixel statistics, for fast tests.
 """
 
-from .base import EmbedderOptions, ImageEmbedder, available_embedders, create_embedder
+from .base import (
+    EmbedderOptions,
+    ImageEmbedder,
+    available_embedders,
+    create_embedder,
+    stored_label,
+)
 
-__all__ = ["EmbedderOptions", "ImageEmbedder", "available_embedders", "create_embedder"]
+__all__ = [
+    "EmbedderOptions", "ImageEmbedder", "available_embedders", "create_embedder", "stored_label",
+]  # fmt: skip

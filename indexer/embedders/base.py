@@ -73,6 +73,15 @@ _REGISTRY: dict[str, _Factory] = {
 }
 
 
+def stored_label(name: str) -> str | None:
+    """The label vectors of embedder ``name`` are stored under, if known without loading it."""
+    if name == "efficientnet-lite0":
+        from .efficientnet import VECTOR_LABEL
+
+        return VECTOR_LABEL
+    return "fake" if name == "fake" else None
+
+
 def available_embedders() -> list[str]:
     return [*_REGISTRY, _ST_PREFIX + "<model name or local path>"]
 
