@@ -13,7 +13,17 @@ import pytest
 
 from ranking.profile import RankingProfile
 from ranking.query import TieredQuery
-from ranking.sql import to_sql, to_sql_summary
+from ranking.sql import (
+    SqlQuery,
+    to_sql,
+    to_sql_facets,
+    to_sql_facets_all,
+    to_sql_facets_complement,
+    to_sql_scoring,
+    to_sql_summary,
+    to_sql_threshold,
+    to_sql_ties,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "sql"
 
@@ -32,11 +42,21 @@ CASES: dict[str, TieredQuery] = {
 
 
 def render(q: TieredQuery) -> str:
-    page, summary = to_sql(q), to_sql_summary(q)
-    return (
-        "-- page\n" + page.sql + "\n-- params\n" + json.dumps(page.params, indent=1, sort_keys=True)
-        + "\n-- summary\n" + summary.sql + "\n-- params\n"
-        + json.dumps(summary.params, indent=1, sort_keys=True) + "\n"
+    """Every statement of the search plan, in order, with its parameters."""
+    steps: list[tuple[str, SqlQuery]] = [
+        *((f"scoring {i}", st) for i, st in enumerate(to_sql_scoring(q))),
+        *((f"facets {i}", st) for i, st in enumerate(to_sql_facets(q))),
+        *((f"facets_all {i}", st) for i, st in enumerate(to_sql_facets_all(q))),
+        *((f"facets_complement {i}", st) for i, st in enumerate(to_sql_facets_complement(q))),
+        ("threshold", to_sql_threshold(q)),
+        ("page", to_sql(q)),
+        ("ties", to_sql_ties(q, 3004.0, 5)),
+        ("summary", to_sql_summary(q)),
+    ]
+    return "".join(
+        f"-- {name}\n{st.sql.strip()}\n-- params\n"
+        f"{json.dumps(st.params, indent=1, sort_keys=True)}\n"
+        for name, st in steps
     )
 
 

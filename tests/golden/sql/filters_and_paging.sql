@@ -1,3 +1,152 @@
+-- scoring 0
+DELETE FROM temp.search_scored
+-- params
+{}
+-- scoring 1
+INSERT INTO temp.search_scored(key, tier, mask, within, n)
+SELECT key, 1, 0, weight, 1 FROM (
+    SELECT rowid AS key, :w_title AS weight FROM search_meta WHERE search_meta MATCH :m0_0
+    UNION ALL SELECT rowid AS key, :w_keywords AS weight FROM search_meta WHERE search_meta MATCH :m0_1
+    UNION ALL SELECT rowid AS key, :w_description AS weight FROM search_meta WHERE search_meta MATCH :m0_2
+    UNION ALL SELECT rowid AS key, :w_title AS weight FROM search_meta WHERE search_meta MATCH :m1_0
+    UNION ALL SELECT rowid AS key, :w_keywords AS weight FROM search_meta WHERE search_meta MATCH :m1_1
+    UNION ALL SELECT rowid AS key, :w_description AS weight FROM search_meta WHERE search_meta MATCH :m1_2
+    ORDER BY 1
+) WHERE true
+ON CONFLICT(key) DO UPDATE SET within = within + excluded.within
+-- params
+{
+ "m0_0": "{title} : \"red\" AND \"red\" AND \"boot\"",
+ "m0_1": "({keywords manual_tags} : \"red\" NOT {title} : \"red\") AND \"red\" AND \"boot\"",
+ "m0_2": "({description} : \"red\" NOT {title keywords manual_tags} : \"red\") AND \"red\" AND \"boot\"",
+ "m1_0": "{title} : \"boot\" AND \"red\" AND \"boot\"",
+ "m1_1": "({keywords manual_tags} : \"boot\" NOT {title} : \"boot\") AND \"red\" AND \"boot\"",
+ "m1_2": "({description} : \"boot\" NOT {title keywords manual_tags} : \"boot\") AND \"red\" AND \"boot\"",
+ "w_description": 1.0,
+ "w_keywords": 3.0,
+ "w_title": 4.0
+}
+-- scoring 2
+WITH q(qi, term) AS (VALUES (0, :t0_0), (1, :t1_0)),
+tags(tag, mask) AS (
+    SELECT t.tag, sum(DISTINCT 1 << q.qi) FROM q JOIN search_tag_terms t ON t.term = q.term
+    GROUP BY t.tag
+)
+INSERT INTO temp.search_scored(key, tier, mask, within, n)
+SELECT s.key, 3, tags.mask,
+       s.confidence * (CASE WHEN s.promoted THEN :promotion ELSE 1.0 END), 1
+FROM tags CROSS JOIN search_smart s INDEXED BY search_smart_by_tag_conf
+    ON s.tag = tags.tag AND s.confidence >= :floor
+WHERE true
+ON CONFLICT(key) DO UPDATE SET mask = mask | excluded.mask, within = within + excluded.within, n = n + 1
+    WHERE tier <> 1
+-- params
+{
+ "floor": 0.3,
+ "promotion": 1.5,
+ "t0_0": "red",
+ "t1_0": "boot"
+}
+-- scoring 3
+DELETE FROM temp.search_scored AS sc WHERE NOT EXISTS (
+    SELECT 1 FROM search_docs d WHERE d.key = sc.key AND substr(d.asset_id, 1, length(:prefix)) = :prefix AND d.format IN (:format0, :format1) AND (EXISTS (SELECT 1 FROM search_manual m WHERE m.key = d.key AND m.tag = :tag0) OR EXISTS (SELECT 1 FROM search_smart s WHERE s.key = d.key AND s.tag = :tag0 AND s.confidence >= :floor))
+)
+-- params
+{
+ "floor": 0.3,
+ "format0": "JPEG",
+ "format1": "PNG",
+ "prefix": "/clothing/shoes/",
+ "tag0": "apparel:winter"
+}
+-- facets 0
+DELETE FROM temp.search_facets
+-- params
+{}
+-- facets 1
+INSERT INTO temp.search_facets(kind, tag, n)
+SELECT 'smart', s.tag, 1 FROM temp.search_scored r
+CROSS JOIN search_smart s ON s.key = r.key AND s.confidence >= :floor
+WHERE true
+ON CONFLICT(kind, tag) DO UPDATE SET n = n + 1
+-- params
+{
+ "floor": 0.3
+}
+-- facets 2
+INSERT INTO temp.search_facets(kind, tag, n)
+SELECT 'manual', m.tag, 1 FROM temp.search_scored r
+CROSS JOIN search_manual m ON m.key = r.key
+WHERE true
+ON CONFLICT(kind, tag) DO UPDATE SET n = n + 1
+-- params
+{}
+-- facets_all 0
+DELETE FROM temp.search_facets_all WHERE floor = :floor
+-- params
+{
+ "floor": 0.3
+}
+-- facets_all 1
+INSERT INTO temp.search_facets_all(floor, kind, tag, n)
+SELECT :floor, 'smart', tag, count(*) FROM search_smart INDEXED BY search_smart_by_tag_conf
+WHERE confidence >= :floor GROUP BY tag
+-- params
+{
+ "floor": 0.3
+}
+-- facets_all 2
+INSERT INTO temp.search_facets_all(floor, kind, tag, n)
+SELECT :floor, 'manual', tag, count(*) FROM search_manual INDEXED BY search_manual_by_tag
+GROUP BY tag
+-- params
+{
+ "floor": 0.3
+}
+-- facets_complement 0
+DELETE FROM temp.search_facets
+-- params
+{}
+-- facets_complement 1
+INSERT INTO temp.search_facets(kind, tag, n)
+SELECT kind, tag, n FROM temp.search_facets_all WHERE floor = :floor
+-- params
+{
+ "floor": 0.3
+}
+-- facets_complement 2
+INSERT INTO temp.search_facets(kind, tag, n)
+SELECT 'smart', s.tag, 0 FROM search_docs d INDEXED BY search_docs_narrow
+CROSS JOIN search_smart s ON s.key = d.key AND s.confidence >= :floor
+WHERE NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = d.key)
+ON CONFLICT(kind, tag) DO UPDATE SET n = n - 1
+-- params
+{
+ "floor": 0.3
+}
+-- facets_complement 3
+INSERT INTO temp.search_facets(kind, tag, n)
+SELECT 'manual', m.tag, 0 FROM search_docs d INDEXED BY search_docs_narrow
+CROSS JOIN search_manual m ON m.key = d.key
+WHERE NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = d.key)
+ON CONFLICT(kind, tag) DO UPDATE SET n = n - 1
+-- params
+{}
+-- threshold
+WITH kth(score) AS MATERIALIZED (
+    SELECT (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) AS score FROM temp.search_scored ORDER BY score DESC LIMIT 1 OFFSET :last
+)
+SELECT (SELECT score FROM kth), CAST(total((CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) > (SELECT score FROM kth)) AS INTEGER),
+       CAST(total((CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) = (SELECT score FROM kth)) AS INTEGER)
+FROM temp.search_scored
+-- params
+{
+ "b1": 3000.0,
+ "b2": 2000.0,
+ "b3": 1000.0,
+ "full": 3,
+ "last": 29
+}
 -- page
 SELECT p.asset_id, p.tier, p.score, d.doc
 FROM (
@@ -18,6 +167,35 @@ ORDER BY p.score DESC, p.asset_id ASC
  "limit": 10,
  "offset": 20,
  "threshold": 0.0
+}
+-- ties
+SELECT p.asset_id, p.tier, p.score, d.doc
+FROM (
+    SELECT * FROM (
+        SELECT sc.key, d.asset_id, CASE WHEN tier = 1 THEN 1 WHEN mask = :full THEN 2 ELSE 3 END AS tier, (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) AS score
+        FROM temp.search_scored sc CROSS JOIN search_docs d INDEXED BY search_docs_narrow
+            ON d.key = sc.key
+        WHERE (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) > :threshold)
+    UNION ALL
+    SELECT * FROM (
+        SELECT sc.key, d.asset_id, CASE WHEN tier = 1 THEN 1 WHEN mask = :full THEN 2 ELSE 3 END AS tier, (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) AS score
+        FROM search_docs d CROSS JOIN temp.search_scored sc ON sc.key = d.key
+        WHERE (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) = :threshold
+        ORDER BY d.asset_id LIMIT :need)
+    ORDER BY score DESC, asset_id ASC
+    LIMIT :limit OFFSET :offset
+) p JOIN search_docs d ON d.key = p.key
+ORDER BY p.score DESC, p.asset_id ASC
+-- params
+{
+ "b1": 3000.0,
+ "b2": 2000.0,
+ "b3": 1000.0,
+ "full": 3,
+ "limit": 10,
+ "need": 5,
+ "offset": 20,
+ "threshold": 3004.0
 }
 -- summary
 WITH counts(n1, n2, n3) AS MATERIALIZED (
