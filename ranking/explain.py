@@ -6,7 +6,8 @@ Backends compute tiers in their engines; this module states the same rules direc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
 from .document import SearchDocument
 from .profile import METADATA_FIELDS
@@ -76,6 +77,25 @@ def rank(docs: Iterable[SearchDocument], q: TieredQuery) -> list[Hit]:
     hits = [h for d in docs if (h := evaluate(d, q)) is not None]
     hits.sort(key=lambda h: (-h.score, h.asset_id))
     return hits
+
+
+def facets(
+    docs: Sequence[SearchDocument], q: TieredQuery, size: int = 10
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Top smart tags (at or above the floor) and manual tags over the whole result set,
+    by count, then tag id."""
+    matched = {h.asset_id for h in rank(docs, q)}
+    smart: Counter[str] = Counter()
+    manual: Counter[str] = Counter()
+    for d in docs:
+        if d.asset_id in matched:
+            smart.update(s.tag for s in d.smart_tags if s.confidence >= q.profile.confidence_floor)
+            manual.update(t.tag for t in d.manual_tags)
+
+    def top(c: Counter[str]) -> list[tuple[str, int]]:
+        return sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
+
+    return top(smart), top(manual)
 
 
 def tier_of(score: float, q: TieredQuery) -> int:

@@ -14,7 +14,7 @@ import pytest
 from indexer.backends.embedded import EmbeddedBackend
 from ranking.backend import SearchBackend
 from ranking.document import SearchDocument
-from ranking.explain import rank
+from ranking.explain import facets, rank
 from ranking.profile import RankingProfile
 from ranking.query import TieredQuery
 from ranking.results import Hit
@@ -118,17 +118,27 @@ def check(backend: SearchBackend, docs: list[SearchDocument], qs: list[TieredQue
         expected = rank(docs, q)
         assert got.total == len(expected), q.text
         assert normalised(got.hits) == normalised(expected), (q.text, q.profile)
+        smart, manual = facets(docs, q)
+        assert [(f.tag, f.count) for f in got.smart_tag_facets] == smart, q.text
+        assert [(f.tag, f.count) for f in got.manual_tag_facets] == manual, q.text
         scores = [round(h.score, 3) for h in got.hits]
         assert scores == sorted(scores, reverse=True), q.text
         seen.append(normalised(got.hits))
     return seen
 
 
+# (complement_share, ties_walk_min): the embedded backend picks its facet and paging
+# strategies by result-set size; these force each one on a small corpus.
+STRATEGIES = [(0.5, 1_000), (-1.0, 0), (2.0, 0), (-1.0, 10**9), (2.0, 10**9)]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda s: f"share{s[0]}-walk{s[1]}")
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_embedded_matches_the_oracle(tmp_path, seed: int) -> None:  # type: ignore[no-untyped-def]
+def test_embedded_matches_the_oracle(tmp_path, seed: int, strategy: tuple[float, int]) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(seed)
     docs, qs = corpus(rng), queries(rng)
     backend = EmbeddedBackend(tmp_path / "c.sqlite3")
+    backend.complement_share, backend.ties_walk_min = strategy
     backend.ensure_schema()
     backend.upsert(docs)
     results = check(backend, docs, qs)

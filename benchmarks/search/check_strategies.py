@@ -16,7 +16,6 @@ from __future__ import annotations
 import random
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +24,7 @@ if str(ROOT) not in sys.path:
 
 from indexer.backends.embedded import EmbeddedBackend  # noqa: E402
 from ranking.document import SearchDocument  # noqa: E402
-from ranking.explain import rank  # noqa: E402
+from ranking.explain import facets, rank  # noqa: E402
 from ranking.query import TieredQuery  # noqa: E402
 from ranking.results import SearchResult  # noqa: E402
 from tests.test_search_differential import corpus, queries  # noqa: E402
@@ -34,29 +33,12 @@ from tests.test_search_differential import corpus, queries  # noqa: E402
 STRATEGIES = [(0.5, 1_000), (-1.0, 0), (2.0, 0), (-1.0, 10**9), (2.0, 10**9)]
 
 
-def expected_facets(
-    docs: list[SearchDocument], q: TieredQuery
-) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    ids = {h.asset_id for h in rank(docs, q)}
-    smart: Counter[str] = Counter()
-    manual: Counter[str] = Counter()
-    for d in docs:
-        if d.asset_id in ids:
-            smart.update(s.tag for s in d.smart_tags if s.confidence >= q.profile.confidence_floor)
-            manual.update(t.tag for t in d.manual_tags)
-
-    def top(c: Counter[str]) -> list[tuple[str, int]]:
-        return sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
-
-    return top(smart), top(manual)
-
-
 def check(got: SearchResult, docs: list[SearchDocument], q: TieredQuery) -> None:
     hits = rank(docs, q)
     assert got.total == len(hits), q
     want = [(h.asset_id, h.tier, round(h.score, 9)) for h in hits[q.offset : q.offset + q.limit]]
     assert [(h.asset_id, h.tier, round(h.score, 9)) for h in got.hits] == want, q
-    smart, manual = expected_facets(docs, q)
+    smart, manual = facets(docs, q)
     assert [(f.tag, f.count) for f in got.smart_tag_facets] == smart, q
     assert [(f.tag, f.count) for f in got.manual_tag_facets] == manual, q
 
