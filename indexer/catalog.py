@@ -180,8 +180,15 @@ class Catalog:
 
     def unknown_tags(self, tag_ids: Iterable[str]) -> list[str]:
         """The ids among ``tag_ids`` that are not in the taxonomy, sorted."""
-        known = {r[0] for r in self._conn.execute("SELECT id FROM taxonomy_tags")}
-        return sorted({t for t in tag_ids if t not in known})
+        wanted = sorted(set(tag_ids))
+        known: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            rows = self._conn.execute(
+                f"SELECT id FROM taxonomy_tags WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            )
+            known.update(r[0] for r in rows)
+        return [t for t in wanted if t not in known]
 
     # -- assets ----------------------------------------------------------
 
@@ -226,7 +233,8 @@ class Catalog:
                 ),
             )
             key = int(cur.lastrowid or 0)
-            self._set_manual_tags(key, metadata.manual_tags or ())
+            if metadata.manual_tags:
+                self._set_manual_tags(key, metadata.manual_tags)
             return key, Change.ADDED
         key = int(row["key"])
         stored = Metadata(row["title"], row["description"], tuple(json.loads(row["keywords"])))
