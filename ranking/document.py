@@ -50,8 +50,9 @@ class SearchDocument:
         return self.asset_id
 
 
-def tag_terms(analyzer: Analyzer, titles: Mapping[str, str],
-              synonyms: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+def tag_terms(
+    analyzer: Analyzer, titles: Mapping[str, str], synonyms: Mapping[str, Sequence[str]]
+) -> tuple[str, ...]:
     """Tokens of a tag's titles and synonyms in every language."""
     text = " ".join([*titles.values(), *(s for syns in synonyms.values() for s in syns)])
     return tuple(analyzer.index_tokens(text))

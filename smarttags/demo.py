@@ -102,11 +102,20 @@ def _search(svc: SmartTags, judgments: Path) -> None:
 
 def register(cli: click.Group) -> None:
     @cli.command()
-    @click.option("--dataset", type=click.Path(file_okay=False, path_type=Path),
-                  default=DEFAULT_DATASET, show_default=True,
-                  help="The clothing sample (labels.csv and images/).")
-    @click.option("--examples", type=click.IntRange(1, 5), default=3, show_default=True,
-                  help="How many garment types to show similar images for.")
+    @click.option(
+        "--dataset",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=DEFAULT_DATASET,
+        show_default=True,
+        help="The clothing sample (labels.csv and images/).",
+    )
+    @click.option(
+        "--examples",
+        type=click.IntRange(1, 5),
+        default=3,
+        show_default=True,
+        help="How many garment types to show similar images for.",
+    )
     @pass_app
     def demo(app: App, dataset: Path, examples: int) -> None:
         """Ingest the clothing sample, show similar images, search and evaluate."""
@@ -118,12 +127,13 @@ def register(cli: click.Group) -> None:
         labels = read_labels(dataset)
         svc = app.service()
         taxonomy, sidecar, judgments = write_demo_files(labels, svc.settings.home / "demo")
-        click.secho(f"1. Taxonomy: {svc.import_taxonomy(taxonomy)} garment tags (en, de)",
-                    bold=True)
-        click.secho(f"2. Ingest {len(labels)} photos from {dataset} into {svc.settings.home}",
-                    bold=True)
-        report = svc.ingest([dataset], prefix=PREFIX, sidecar=sidecar,
-                            progress=sys.stderr.isatty())
+        click.secho(
+            f"1. Taxonomy: {svc.import_taxonomy(taxonomy)} garment tags (en, de)", bold=True
+        )
+        click.secho(
+            f"2. Ingest {len(labels)} photos from {dataset} into {svc.settings.home}", bold=True
+        )
+        report = svc.ingest([dataset], prefix=PREFIX, sidecar=sidecar, progress=sys.stderr.isatty())
         click.echo(
             f"   {report.added} added, {report.unchanged} unchanged, {report.embedded} "
             f"embedded, {len(report.failed)} failed in {report.seconds:.1f}s "
@@ -131,12 +141,14 @@ def register(cli: click.Group) -> None:
         )
         index = svc.vector_index()
         click.echo(f"   vector index: {index.size} vectors ({index.kind})")
-        click.secho("3. Similar images (the true type of each neighbour in brackets)",
-                    bold=True)
+        click.secho("3. Similar images (the true type of each neighbour in brackets)", bold=True)
         _similar(svc, labels, examples)
-        click.secho(f"4. Three-tier search ({svc.settings.backend} backend) and evaluation",
-                    bold=True)
+        click.secho(
+            f"4. Three-tier search ({svc.settings.backend} backend) and evaluation", bold=True
+        )
         _search(svc, judgments)
-        click.echo("Next: `smarttags search shoes --explain`, `smarttags similar "
-                   f"{PREFIX}/images/<file>`, `smarttags eval --judgments "
-                   f"{judgments}`.")
+        click.echo(
+            "Next: `smarttags search shoes --explain`, `smarttags similar "
+            f"{PREFIX}/images/<file>`, `smarttags eval --judgments "
+            f"{judgments}`."
+        )

@@ -32,19 +32,24 @@ def _print_result(result: SearchResult, explain: bool, titles: dict[str, str]) -
                     f"matches {', '.join(map(repr, t.terms))}"
                 )
     if result.smart_tag_facets:
-        click.echo("smart tags: " + ", ".join(f"{f.tag} ({f.count})"
-                                               for f in result.smart_tag_facets))
+        click.echo(
+            "smart tags: " + ", ".join(f"{f.tag} ({f.count})" for f in result.smart_tag_facets)
+        )
     if result.manual_tag_facets:
-        click.echo("manual tags: " + ", ".join(f"{f.tag} ({f.count})"
-                                                for f in result.manual_tag_facets))
+        click.echo(
+            "manual tags: " + ", ".join(f"{f.tag} ({f.count})" for f in result.manual_tag_facets)
+        )
 
 
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.argument("text")
     @click.option("--explain", is_flag=True, help="Show why each hit matched.")
-    @click.option("--profile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                  help="Ranking profile (TOML or JSON).")
+    @click.option(
+        "--profile",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Ranking profile (TOML or JSON).",
+    )
     @click.option("--path", "path_prefix", metavar="PREFIX", help="Only assets under this path.")
     @click.option("--format", "formats", multiple=True, help="Only these formats (repeatable).")
     @click.option("--tag", "tags", multiple=True, help="Only assets carrying this tag id.")
@@ -53,14 +58,31 @@ def register(cli: click.Group) -> None:
     @backend_option
     @json_option
     @pass_app
-    def search(app: App, text: str, explain: bool, profile: Path | None,
-               path_prefix: str | None, formats: tuple[str, ...], tags: tuple[str, ...],
-               limit: int, offset: int, backend: str | None, as_json: bool) -> None:
+    def search(
+        app: App,
+        text: str,
+        explain: bool,
+        profile: Path | None,
+        path_prefix: str | None,
+        formats: tuple[str, ...],
+        tags: tuple[str, ...],
+        limit: int,
+        offset: int,
+        backend: str | None,
+        as_json: bool,
+    ) -> None:
         """Three-tier search: metadata, then all terms in smart tags, then any term."""
         app.override(backend=backend)
         svc = app.service()
-        result = svc.search(text, profile=svc.profile(profile), path_prefix=path_prefix,
-                            formats=formats, tags=tags, offset=offset, limit=limit)
+        result = svc.search(
+            text,
+            profile=svc.profile(profile),
+            path_prefix=path_prefix,
+            formats=formats,
+            tags=tags,
+            offset=offset,
+            limit=limit,
+        )
         if as_json:
             emit(result.as_dict())
             return
@@ -68,16 +90,25 @@ def register(cli: click.Group) -> None:
         _print_result(result, explain, titles)
 
     @cli.command("eval")
-    @click.option("--judgments", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                  required=True, help="CSV or JSON lines: query, asset, grade.")
-    @click.option("--profile", "profiles", multiple=True,
-                  type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                  help="Ranking profile to evaluate (repeat to compare side by side).")
+    @click.option(
+        "--judgments",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        required=True,
+        help="CSV or JSON lines: query, asset, grade.",
+    )
+    @click.option(
+        "--profile",
+        "profiles",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Ranking profile to evaluate (repeat to compare side by side).",
+    )
     @backend_option
     @json_option
     @pass_app
-    def eval_(app: App, judgments: Path, profiles: tuple[Path, ...], backend: str | None,
-              as_json: bool) -> None:
+    def eval_(
+        app: App, judgments: Path, profiles: tuple[Path, ...], backend: str | None, as_json: bool
+    ) -> None:
         """nDCG@10, P@10, MRR and recall@100 per ranking profile, side by side."""
         app.override(backend=backend)
         results = app.service().evaluate(judgments, list(profiles))

@@ -170,7 +170,9 @@ class SmartTags:
         if self._backend is None:
             s = self.settings
             backend = create_backend(
-                s.backend, catalog_path=s.catalog_path, url=s.opensearch_url,
+                s.backend,
+                catalog_path=s.catalog_path,
+                url=s.opensearch_url,
                 alias=s.opensearch_alias,
             )
             backend.ensure_schema()
@@ -224,7 +226,8 @@ class SmartTags:
         """The ranking profile in ``path``, or the default; languages default to the index's."""
         langs = self.settings.languages
         profile = (
-            load_profile(path, defaults={"languages": langs}) if path
+            load_profile(path, defaults={"languages": langs})
+            if path
             else RankingProfile(languages=langs)
         )
         missing = [lang for lang in profile.languages if lang not in langs]

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     )
     languages: tuple[str, ...] = Field(
         default=("en",),
-        description="Languages whose stems are indexed (JSON list, e.g. '[\"en\", \"de\"]').",
+        description='Languages whose stems are indexed (JSON list, e.g. \'["en", "de"]\').',
     )
 
     @field_validator("runtime")

@@ -28,8 +28,13 @@ TAXONOMY = """
 @pytest.fixture
 def tiered(app: SmartTags, make_image: Callable[..., Path], tmp_path: Path) -> SmartTags:
     """The tier example (A..E) in a real catalog, with smart tags written through its API."""
-    for name, color in (("a", (250, 0, 0)), ("b", (0, 250, 0)), ("c", (0, 0, 250)),
-                        ("d", (250, 250, 0)), ("e", (0, 250, 250))):
+    for name, color in (
+        ("a", (250, 0, 0)),
+        ("b", (0, 250, 0)),
+        ("c", (0, 0, 250)),
+        ("d", (250, 250, 0)),
+        ("e", (0, 250, 250)),
+    ):
         root = make_image(f"{name}.jpg", color=color).parent
     tax = tmp_path / "tax.yaml"
     tax.write_text(TAXONOMY)
@@ -38,8 +43,10 @@ def tiered(app: SmartTags, make_image: Callable[..., Path], tmp_path: Path) -> S
     side.write_text("path,title\na.jpg,Woman running\ne.jpg,A man walking\n")
     app.ingest([root], sidecar=side)
     c = app.catalog
-    c.put_smart_tags(c.get_asset("/photos/b.jpg").key,
-                     [("people:woman", 0.9, "m@1"), ("activity:running", 0.8, "m@1")])
+    c.put_smart_tags(
+        c.get_asset("/photos/b.jpg").key,
+        [("people:woman", 0.9, "m@1"), ("activity:running", 0.8, "m@1")],
+    )
     c.put_smart_tags(c.get_asset("/photos/c.jpg").key, [("people:woman", 0.95, "m@1")])
     c.put_smart_tags(c.get_asset("/photos/d.jpg").key, [("activity:running", 0.4, "m@1")])
     c.put_smart_tags(c.get_asset("/photos/e.jpg").key, [("people:man", 0.9, "m@1")])
@@ -50,14 +57,19 @@ def tiered(app: SmartTags, make_image: Callable[..., Path], tmp_path: Path) -> S
 def test_tiers_from_the_catalog(tiered: SmartTags) -> None:
     result = tiered.search("woman running")
     assert [(h.asset_id, h.tier) for h in result.hits] == [
-        ("/photos/a.jpg", 1), ("/photos/b.jpg", 2), ("/photos/c.jpg", 3), ("/photos/d.jpg", 3)]
+        ("/photos/a.jpg", 1),
+        ("/photos/b.jpg", 2),
+        ("/photos/c.jpg", 3),
+        ("/photos/d.jpg", 3),
+    ]
     assert [(f.tag, f.count) for f in result.smart_tag_facets] == [
-        ("activity:running", 2), ("people:woman", 2)]
+        ("activity:running", 2),
+        ("people:woman", 2),
+    ]
 
 
 def test_synonyms_and_promotion_from_the_catalog(tiered: SmartTags) -> None:
-    assert [h.asset_id for h in tiered.search("jogging").hits] == [
-        "/photos/b.jpg", "/photos/d.jpg"]
+    assert [h.asset_id for h in tiered.search("jogging").hits] == ["/photos/b.jpg", "/photos/d.jpg"]
     key = tiered.catalog.get_asset("/photos/d.jpg").key
     tiered.catalog.set_promoted(key, "activity:running")
     tiered.sync_search(["/photos/d.jpg"])
@@ -107,12 +119,17 @@ def test_search_eval_reindex_cli(tiered: SmartTags, tmp_path: Path) -> None:
     data = json.loads(r.output)
     assert [h["asset"] for h in data["hits"]] == ["/photos/c.jpg"]
     judgments = tmp_path / "j.csv"
-    judgments.write_text("query,asset,grade\nwoman running,/photos/a.jpg,3\n"
-                         "woman running,/photos/b.jpg,2\nwoman,/photos/c.jpg,1\n")
+    judgments.write_text(
+        "query,asset,grade\nwoman running,/photos/a.jpg,3\n"
+        "woman running,/photos/b.jpg,2\nwoman,/photos/c.jpg,1\n"
+    )
     strict = tmp_path / "strict.toml"
     strict.write_text("confidence_floor = 0.95\n")
-    r = run(cli, ["--home", home, "eval", "--judgments", str(judgments), "--profile",
-                  str(strict), "--json"], env=env)
+    r = run(
+        cli,
+        ["--home", home, "eval", "--judgments", str(judgments), "--profile", str(strict), "--json"],
+        env=env,
+    )
     assert r.exit_code == 0, r.output
     metrics = json.loads(r.output)["strict"]
     assert metrics["queries"] == 2 and 0 < metrics["ndcg@10"] < 1
@@ -120,8 +137,9 @@ def test_search_eval_reindex_cli(tiered: SmartTags, tmp_path: Path) -> None:
     assert r.exit_code == 0 and "ndcg@10" in r.output and "default" in r.output
     r = run(cli, ["--home", home, "reindex", "--json"], env=env)
     assert json.loads(r.output) == {"indexed": 5, "failed": []}
-    r = run(cli, ["--home", home, "search", "woman", "--profile", str(tmp_path / "nope.toml")],
-            env=env)
+    r = run(
+        cli, ["--home", home, "search", "woman", "--profile", str(tmp_path / "nope.toml")], env=env
+    )
     assert r.exit_code == 2
 
 
@@ -130,25 +148,36 @@ def test_same_hits_on_opensearch_through_the_cli(tiered: SmartTags, opensearch_u
     import uuid
 
     home = str(tiered.settings.home)
-    env = {"SMARTTAGS_EMBEDDER": "fake", "SMARTTAGS_OPENSEARCH_URL": opensearch_url,
-           "SMARTTAGS_OPENSEARCH_ALIAS": f"st-cli-{uuid.uuid4().hex[:8]}"}
+    env = {
+        "SMARTTAGS_EMBEDDER": "fake",
+        "SMARTTAGS_OPENSEARCH_URL": opensearch_url,
+        "SMARTTAGS_OPENSEARCH_ALIAS": f"st-cli-{uuid.uuid4().hex[:8]}",
+    }
     run = CliRunner().invoke
     r = run(cli, ["--home", home, "reindex", "--backend", "opensearch", "--json"], env=env)
     assert r.exit_code == 0, r.output
     assert json.loads(r.output) == {"indexed": 5, "failed": []}
     hits = {}
     for backend in ("embedded", "opensearch"):
-        r = run(cli, ["--home", home, "search", "woman running", "--backend", backend,
-                      "--json"], env=env)
+        r = run(
+            cli,
+            ["--home", home, "search", "woman running", "--backend", backend, "--json"],
+            env=env,
+        )
         assert r.exit_code == 0, r.output
         hits[backend] = [(h["asset"], h["tier"]) for h in json.loads(r.output)["hits"]]
-    assert hits["opensearch"] == hits["embedded"] == [
-        ("/photos/a.jpg", 1), ("/photos/b.jpg", 2), ("/photos/c.jpg", 3), ("/photos/d.jpg", 3)]
+    assert (
+        hits["opensearch"]
+        == hits["embedded"]
+        == [("/photos/a.jpg", 1), ("/photos/b.jpg", 2), ("/photos/c.jpg", 3), ("/photos/d.jpg", 3)]
+    )
 
 
 def test_opensearch_backend_needs_a_url(tiered: SmartTags) -> None:
-    r = CliRunner().invoke(cli, ["--home", str(tiered.settings.home), "search", "woman",
-                                 "--backend", "opensearch"],
-                           env={"SMARTTAGS_EMBEDDER": "fake", "SMARTTAGS_OPENSEARCH_URL": ""})
+    r = CliRunner().invoke(
+        cli,
+        ["--home", str(tiered.settings.home), "search", "woman", "--backend", "opensearch"],
+        env={"SMARTTAGS_EMBEDDER": "fake", "SMARTTAGS_OPENSEARCH_URL": ""},
+    )
     assert r.exit_code == 1
     assert "SMARTTAGS_OPENSEARCH_URL" in r.output

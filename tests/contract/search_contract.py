@@ -19,8 +19,9 @@ from ranking.query import TieredQuery
 AN = Analyzer(("en", "de"))
 
 
-def smart(tag: str, confidence: float, *, promoted: bool = False,
-          titles: Mapping[str, str] | None = None) -> SmartTag:
+def smart(
+    tag: str, confidence: float, *, promoted: bool = False, titles: Mapping[str, str] | None = None
+) -> SmartTag:
     titles = dict(titles or {"en": tag.rsplit("/", 1)[-1].split(":")[-1]})
     return SmartTag(tag, confidence, "m1@1", promoted, titles, tag_terms(AN, titles, {}))
 
@@ -59,8 +60,9 @@ class SearchBackendContract:
         assert result.failed == []
         assert result.ok == len(docs)
 
-    def _check_oracle(self, backend: SearchBackend, docs: Sequence[SearchDocument],
-                      q: TieredQuery) -> None:
+    def _check_oracle(
+        self, backend: SearchBackend, docs: Sequence[SearchDocument], q: TieredQuery
+    ) -> None:
         """Every hit's tier and score are those ranking.explain computes."""
         by_id = {d.asset_id: d for d in docs}
         for h in backend.search(q).hits:
@@ -74,11 +76,17 @@ class SearchBackendContract:
         q = query("woman running")
         result = backend.search(q)
         assert [(h.asset_id, h.tier) for h in result.hits] == [
-            ("/a", 1), ("/b", 2), ("/c", 3), ("/d", 3)]
+            ("/a", 1),
+            ("/b", 2),
+            ("/c", 3),
+            ("/d", 3),
+        ]
         assert result.total == 4 and result.tiers == {1: 1, 2: 1, 3: 2}
         b = result.hits[1]
         assert sorted((t.tag, t.confidence) for t in b.why.tags) == [
-            ("activity:running", 0.8), ("people:woman", 0.9)]
+            ("activity:running", 0.8),
+            ("people:woman", 0.9),
+        ]
         assert result.hits[0].why.fields == {"woman": ("title",), "running": ("title",)}
         self._check_oracle(backend, TIER_EXAMPLE, q)
 
@@ -111,10 +119,13 @@ class SearchBackendContract:
 
     def test_tag_titles_in_several_languages(self, backend: SearchBackend) -> None:
         shoe = smart("apparel:shoe", 0.8, titles={"en": "shoe", "de": "Schuh"})
-        self._load(backend, [
-            doc("/s", smart_tags=[shoe]),
-            doc("/m", manual_tags=[manual("apparel:hat", {"en": "hat", "de": "Hüte"})]),
-        ])
+        self._load(
+            backend,
+            [
+                doc("/s", smart_tags=[shoe]),
+                doc("/m", manual_tags=[manual("apparel:hat", {"en": "hat", "de": "Hüte"})]),
+            ],
+        )
         assert ids(backend, query("schuh")) == ["/s"]
         assert ids(backend, query("Schuhe")) == ["/s"]
         assert ids(backend, query("hute")) == ["/m"]
@@ -133,12 +144,20 @@ class SearchBackendContract:
         # In the smart tiers, promotion multiplies the confidence: /r 0.9, /p 0.75, /q 0.7.
         q = query("boot hat")
         assert [(h.asset_id, h.tier) for h in backend.search(q).hits] == [
-            ("/r", 3), ("/p", 3), ("/q", 3)]
+            ("/r", 3),
+            ("/p", 3),
+            ("/q", 3),
+        ]
         self._check_oracle(backend, docs, q)
 
     def test_confidence_floor(self, backend: SearchBackend) -> None:
-        self._load(backend, [doc("/low", smart_tags=[smart("x:boot", 0.2)]),
-                             doc("/high", smart_tags=[smart("x:boot", 0.9)])])
+        self._load(
+            backend,
+            [
+                doc("/low", smart_tags=[smart("x:boot", 0.2)]),
+                doc("/high", smart_tags=[smart("x:boot", 0.9)]),
+            ],
+        )
         assert ids(backend, query("boot")) == ["/high"]
         lenient = RankingProfile(languages=("en", "de"), confidence_floor=0.1)
         assert ids(backend, query("boot", profile=lenient)) == ["/high", "/low"]
@@ -149,40 +168,65 @@ class SearchBackendContract:
             doc("/one", smart_tags=[smart("x:red", 0.9)]),
         ]
         self._load(backend, docs)
-        for how, expected in (("sum", ["/two", "/one"]), ("max", ["/one", "/two"]),
-                              ("avg", ["/one", "/two"])):
+        for how, expected in (
+            ("sum", ["/two", "/one"]),
+            ("max", ["/one", "/two"]),
+            ("avg", ["/one", "/two"]),
+        ):
             p = RankingProfile(languages=("en", "de"), combine=how)  # type: ignore[arg-type]
             q = query("red boot shoe", profile=p)
             assert ids(backend, q) == expected, how
             self._check_oracle(backend, docs, q)
 
     def test_field_weights_order_tier_one(self, backend: SearchBackend) -> None:
-        docs = [doc("/desc", description="boot"), doc("/title", title="boot"),
-                doc("/kw", keywords=["boot"])]
+        docs = [
+            doc("/desc", description="boot"),
+            doc("/title", title="boot"),
+            doc("/kw", keywords=["boot"]),
+        ]
         self._load(backend, docs)
         assert ids(backend, query("boot")) == ["/title", "/kw", "/desc"]
-        p = RankingProfile(languages=("en", "de"),
-                           field_weights={"description": 9, "title": 1, "keywords": 2})
+        p = RankingProfile(
+            languages=("en", "de"), field_weights={"description": 9, "title": 1, "keywords": 2}
+        )
         assert ids(backend, query("boot", profile=p)) == ["/desc", "/kw", "/title"]
 
     def test_filters(self, backend: SearchBackend) -> None:
         docs = [
-            doc("/clothing/shoes/a.jpg", title="boot", format="jpeg",
-                manual_tags=[manual("x:winter", {"en": "winter"})]),
-            doc("/clothing/shoes/b.png", title="boot", format="PNG",
-                smart_tags=[smart("x:winter", 0.8)]),
-            doc("/clothing/hats/c.jpg", title="boot", format="JPEG",
-                smart_tags=[smart("x:winter", 0.1)]),
+            doc(
+                "/clothing/shoes/a.jpg",
+                title="boot",
+                format="jpeg",
+                manual_tags=[manual("x:winter", {"en": "winter"})],
+            ),
+            doc(
+                "/clothing/shoes/b.png",
+                title="boot",
+                format="PNG",
+                smart_tags=[smart("x:winter", 0.8)],
+            ),
+            doc(
+                "/clothing/hats/c.jpg",
+                title="boot",
+                format="JPEG",
+                smart_tags=[smart("x:winter", 0.1)],
+            ),
             doc("/other/d.jpg", title="boot", format="JPEG"),
         ]
         self._load(backend, docs)
         assert ids(backend, query("boot", path_prefix="/clothing/shoes/")) == [
-            "/clothing/shoes/a.jpg", "/clothing/shoes/b.png"]
+            "/clothing/shoes/a.jpg",
+            "/clothing/shoes/b.png",
+        ]
         assert ids(backend, query("boot", formats=("png",))) == ["/clothing/shoes/b.png"]
         assert ids(backend, query("boot", tags=("x:winter",))) == [
-            "/clothing/shoes/a.jpg", "/clothing/shoes/b.png"]
+            "/clothing/shoes/a.jpg",
+            "/clothing/shoes/b.png",
+        ]
         assert ids(backend, query("boot", path_prefix="/clothing", formats=("JPEG",))) == [
-            "/clothing/hats/c.jpg", "/clothing/shoes/a.jpg"]
+            "/clothing/hats/c.jpg",
+            "/clothing/shoes/a.jpg",
+        ]
 
     def test_stable_paging(self, backend: SearchBackend) -> None:
         docs = [doc(f"/p/{i:02d}", title="boot") for i in range(25)]
@@ -194,16 +238,22 @@ class SearchBackendContract:
         assert backend.search(query("boot", offset=20, limit=10)).total == 25
 
     def test_facets(self, backend: SearchBackend) -> None:
-        self._load(backend, [
-            doc("/1", title="boot", smart_tags=[smart("x:red", 0.9), smart("x:leather", 0.1)],
-                manual_tags=[manual("x:winter", {"en": "winter"})]),
-            doc("/2", title="boot", smart_tags=[smart("x:red", 0.8)]),
-            doc("/3", title="boot", smart_tags=[smart("x:blue", 0.8)]),
-            doc("/4", title="hat", smart_tags=[smart("x:blue", 0.9)]),
-        ])
+        self._load(
+            backend,
+            [
+                doc(
+                    "/1",
+                    title="boot",
+                    smart_tags=[smart("x:red", 0.9), smart("x:leather", 0.1)],
+                    manual_tags=[manual("x:winter", {"en": "winter"})],
+                ),
+                doc("/2", title="boot", smart_tags=[smart("x:red", 0.8)]),
+                doc("/3", title="boot", smart_tags=[smart("x:blue", 0.8)]),
+                doc("/4", title="hat", smart_tags=[smart("x:blue", 0.9)]),
+            ],
+        )
         result = backend.search(query("boot"))
-        assert [(f.tag, f.count) for f in result.smart_tag_facets] == [
-            ("x:red", 2), ("x:blue", 1)]
+        assert [(f.tag, f.count) for f in result.smart_tag_facets] == [("x:red", 2), ("x:blue", 1)]
         assert [(f.tag, f.count) for f in result.manual_tag_facets] == [("x:winter", 1)]
 
     def test_no_match_is_empty(self, backend: SearchBackend) -> None:
