@@ -196,8 +196,9 @@ def register(cli: click.Group) -> None:
         if as_json:
             emit(data)
             return
+        width = max(map(len, data))
         for k, v in data.items():
-            click.echo(f"{k:>14}: {v}")
+            click.echo(f"{k:>{width}}: {v}")
 
 
 def _asset_json(a: Asset) -> dict[str, object]:
