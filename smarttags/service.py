@@ -6,6 +6,7 @@ about each other's internals.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from indexer.backends import create_backend
 from indexer.catalog import Catalog
 from indexer.embedders import EmbedderOptions, ImageEmbedder, create_embedder, stored_label
-from indexer.errors import TaxonomyError, UnknownAssetError
+from indexer.errors import BackendError, TaxonomyError, UnknownAssetError
 from indexer.ingest import Ingester, IngestOptions, IngestReport
 from indexer.metadata import load_sidecar
 from indexer.models import Asset, Metadata
@@ -209,17 +210,38 @@ class SmartTags:
             ))  # fmt: skip
         return docs
 
+    def _languages_key(self) -> str:
+        s = self.settings
+        where = f"opensearch:{s.opensearch_alias}" if s.backend == "opensearch" else s.backend
+        return f"search_languages:{where}"
+
+    def _check_index_languages(self) -> None:
+        """The index must hold the stems of the configured languages, or say so."""
+        stored = self.catalog.get_meta(self._languages_key())
+        if stored is not None and tuple(json.loads(stored)) != self.settings.languages:
+            raise BackendError(
+                f"the {self.settings.backend} index holds stems of {', '.join(json.loads(stored))}"
+                f" but SMARTTAGS_LANGUAGES is {', '.join(self.settings.languages)}; run "
+                "`smarttags reindex` to rebuild it"
+            )
+
     def sync_search(self, asset_ids: list[str] | None = None, chunk: int = 500) -> BulkResult:
-        """Write the documents of ``asset_ids`` (default: every asset) to the search backend."""
+        """Write the documents of ``asset_ids`` (default: every asset) to the search backend.
+
+        A full sync (no ids) also records the languages the index now holds."""
         total = BulkResult()
         if asset_ids is None:
             assets = self.catalog.assets()
         else:
+            self._check_index_languages()
             assets = [self.catalog.get_asset(i) for i in asset_ids]
         for i in range(0, len(assets), chunk):
             result = self.search_backend.upsert(self.documents(assets[i : i + chunk]))
             total.ok += result.ok
             total.failed.extend(result.failed)
+        key = self._languages_key()
+        if asset_ids is None or self.catalog.get_meta(key) is None:
+            self.catalog.set_meta(key, json.dumps(list(self.settings.languages)))
         return total
 
     def profile(self, path: Path | None = None) -> RankingProfile:
@@ -249,6 +271,7 @@ class SmartTags:
         offset: int = 0,
         limit: int = 20,
     ) -> SearchResult:
+        self._check_index_languages()
         query = TieredQuery.build(
             text, profile=profile or self.profile(), path_prefix=path_prefix, formats=formats,
             tags=tags, offset=offset, limit=limit,

@@ -181,3 +181,15 @@ def test_opensearch_backend_needs_a_url(tiered: SmartTags) -> None:
     )
     assert r.exit_code == 1
     assert "SMARTTAGS_OPENSEARCH_URL" in r.output
+
+
+def test_a_language_change_asks_for_a_reindex(tiered: SmartTags) -> None:
+    from indexer.errors import BackendError
+    from smarttags.settings import Settings
+
+    settings = Settings(home=tiered.settings.home, embedder="fake", languages=("en", "de"))
+    with SmartTags(settings) as svc:
+        with pytest.raises(BackendError, match=r"holds stems of en but.*smarttags reindex"):
+            svc.search("frau")
+        assert svc.sync_search().failed == []  # the full reindex records en, de
+        assert [h.asset_id for h in svc.search("frau").hits] == ["/photos/c.jpg", "/photos/b.jpg"]
