@@ -5,6 +5,10 @@ Usage::
     python benchmarks/quality/explore.py features   # cache pooled features in /tmp/q-cache
     python benchmarks/quality/explore.py eval       # top-1 / ECE / open-set / timing tables
 
+Environment: ``Q_CACHE`` sets the features/log directory (default /tmp/q-cache); ``Q_AUG``
+sets the augmented views per photo extracted by ``features`` (default 8; 0 = plain views
+only, then methods with ``aug=True`` cannot run).
+
 Features: one plain view per photo (the view tagging sees) plus ``N_AUG`` augmented views
 (random resized crop, horizontal flip, colour jitter) that only the training examples use.
 All hyperparameters are chosen by cross-validation inside the training examples; held-out
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -25,9 +30,9 @@ from typing import Any
 import numpy as np
 
 DATA = Path("/work/shared/datasets/clothing")
-CACHE = Path("/tmp/q-cache")
+CACHE = Path(os.environ.get("Q_CACHE", "/tmp/q-cache"))
 MODELS = Path("/tmp/q-models")
-N_AUG = 8
+N_AUG = int(os.environ.get("Q_AUG", "8"))
 OUT_OF_MODEL = ("Other", "Not sure")
 
 
@@ -77,7 +82,7 @@ def extract_features() -> None:
     base = np.zeros((len(files), 1280), np.float32)
     aug = np.zeros((len(files), N_AUG, 1280), np.float32)
     t0 = time.perf_counter()
-    bs = 4  # photos per batch -> 4 * (1 + N_AUG) = 36 views per forward call
+    bs = 4 if N_AUG else 32  # photos per batch -> 4 * (1 + N_AUG) = 36 views per forward call
     for s in range(0, len(files), bs):
         views = []
         chunk = files[s : s + bs]
@@ -91,7 +96,8 @@ def extract_features() -> None:
         if s % 200 == 0:
             print(f"{s}/{len(files)} {time.perf_counter() - t0:.0f}s", flush=True)
     np.save(CACHE / "base.npy", base)
-    np.save(CACHE / "aug.npy", aug)
+    if N_AUG:
+        np.save(CACHE / "aug.npy", aug)
     print(f"done in {time.perf_counter() - t0:.0f}s")
 
 
@@ -326,7 +332,8 @@ class Data:
     def __init__(self) -> None:
         self.files, self.labels, self.kids = load_labels()
         self.base = np.load(CACHE / "base.npy")
-        self.aug = np.load(CACHE / "aug.npy")
+        aug = CACHE / "aug.npy"
+        self.aug = np.load(aug) if aug.exists() else np.zeros((len(self.base), 0, 1280))
         self.types = sorted(set(self.labels) - set(OUT_OF_MODEL))
         self._feat: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 

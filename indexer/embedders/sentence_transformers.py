@@ -31,7 +31,7 @@ class SentenceTransformerEmbedder:
                 "sentence-transformers embedders need `pip install sentence-transformers`"
             ) from e
         try:
-            self._model: Any = SentenceTransformer(model, device="cpu")
+            self._model: Any = SentenceTransformer(model)  # CUDA when torch has it
         except Exception as e:
             raise EmbedderError(
                 f"cannot load sentence-transformers model {model!r}: {e}; give a local "
