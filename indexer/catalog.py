@@ -203,12 +203,13 @@ class Catalog:
 
     # -- assets ----------------------------------------------------------
 
-    def file_state(self, asset_id: str) -> tuple[str, int, int] | None:
-        """(source, size, mtime_ns) stored for an asset, or None if it is not in the catalog."""
+    def file_state(self, asset_id: str) -> tuple[str, int, int, str] | None:
+        """(source, size, mtime_ns, sha256) stored for an asset, or None if it is not in
+        the catalog."""
         row = self._conn.execute(
-            "SELECT source, size, mtime_ns FROM assets WHERE id = ?", (asset_id,)
+            "SELECT source, size, mtime_ns, sha256 FROM assets WHERE id = ?", (asset_id,)
         ).fetchone()
-        return (row[0], row[1], row[2]) if row else None
+        return (row[0], row[1], row[2], row[3]) if row else None
 
     def upsert_asset(
         self, asset_id: str, facts: FileFacts, metadata: Metadata
@@ -361,14 +362,6 @@ class Catalog:
     def count_assets(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM assets").fetchone()[0])
 
-    def asset_ids(self, keys: Sequence[int]) -> dict[int, str]:
-        out: dict[int, str] = {}
-        for i in range(0, len(keys), 500):
-            chunk = [int(k) for k in keys[i : i + 500]]
-            q = f"SELECT key, id FROM assets WHERE key IN ({','.join('?' * len(chunk))})"
-            out.update({r[0]: r[1] for r in self._conn.execute(q, chunk)})
-        return out
-
     # -- embeddings ------------------------------------------------------
 
     def put_embeddings(self, embedder: str, rows: Sequence[tuple[int, str, np.ndarray]]) -> None:
@@ -396,14 +389,6 @@ class Catalog:
     def embeddings_version(self, embedder: str) -> int:
         """A counter that moves whenever the stored vectors of ``embedder`` change."""
         return self._counter(f"embeddings_version:{embedder}")
-
-    def has_current_embedding(self, asset_id: str, embedder: str) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM assets a JOIN embeddings e ON e.asset_key = a.key AND e.embedder = ? "
-            "WHERE a.id = ? AND e.sha256 = a.sha256",
-            (embedder, asset_id),
-        ).fetchone()
-        return row is not None
 
     def embedding_sha(self, asset_id: str, embedder: str) -> str | None:
         """sha256 of the bytes the stored vector of ``embedder`` was computed from."""

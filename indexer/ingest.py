@@ -136,10 +136,11 @@ class Ingester:
             st = os.stat(cand.source)
         except OSError:
             return False
-        if state != (cand.source, st.st_size, st.st_mtime_ns):
+        source, size, mtime_ns, sha256 = state
+        if (source, size, mtime_ns) != (cand.source, st.st_size, st.st_mtime_ns):
             return False
-        return self.embedder is None or self.catalog.has_current_embedding(
-            cand.asset_id, self.embedder.name
+        return self.embedder is None or (
+            self.catalog.embedding_sha(cand.asset_id, self.embedder.name) == sha256
         )
 
     def _read(self, cand: Candidate) -> _Decoded:

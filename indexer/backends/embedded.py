@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ranking.backend import BulkResult
-from ranking.document import SearchDocument, SmartTag, TagRef
+from ranking.document import SearchDocument
+from ranking.dsl import document_to_source, source_to_document
 from ranking.explain import evaluate
 from ranking.profile import METADATA_FIELDS
 from ranking.query import TieredQuery
@@ -35,41 +36,9 @@ def _args(q: SqlQuery) -> tuple[str, dict[str, Any]]:
     return q.sql, q.params
 
 
-#: Compact JSON; tuples encode as lists. One encoder, so each document skips the setup.
+#: Compact JSON of the same source the OpenSearch index stores (ranking.dsl), so both
+#: backends keep one document format. One encoder, so each document skips the setup.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
-
-
-def document_to_json(doc: SearchDocument) -> str:
-    return _ENCODER.encode(
-        {
-            "asset_id": doc.asset_id, "title": doc.title, "description": doc.description,
-            "keywords": doc.keywords,
-            "manual_tags": [{"tag": t.tag, "titles": dict(t.titles), "terms": t.terms}
-                            for t in doc.manual_tags],
-            "smart_tags": [{"tag": s.tag, "confidence": s.confidence,
-                            "model_version": s.model_version, "promoted": s.promoted,
-                            "titles": dict(s.titles), "terms": s.terms}
-                           for s in doc.smart_tags],
-            "format": doc.format, "width": doc.width, "height": doc.height,
-            "modified_at": doc.modified_at,
-            "terms": dict(doc.terms),
-        }
-    )  # fmt: skip
-
-
-def document_from_json(text: str) -> SearchDocument:
-    d: dict[str, Any] = json.loads(text)
-    return SearchDocument(
-        asset_id=d["asset_id"], title=d["title"], description=d["description"],
-        keywords=tuple(d["keywords"]),
-        manual_tags=tuple(TagRef(t["tag"], t["titles"], tuple(t["terms"]))
-                          for t in d["manual_tags"]),
-        smart_tags=tuple(SmartTag(s["tag"], s["confidence"], s["model_version"], s["promoted"],
-                                  s["titles"], tuple(s["terms"])) for s in d["smart_tags"]),
-        format=d["format"], width=d["width"], height=d["height"],
-        modified_at=d["modified_at"],
-        terms={k: tuple(v) for k, v in d["terms"].items()},
-    )  # fmt: skip
 
 
 #: Host parameters per statement when looking keys up by asset id.
@@ -151,7 +120,14 @@ class EmbeddedBackend:
                 key = existing.get(doc.asset_id)
                 if key is None:
                     key, next_key = next_key, next_key + 1
-                doc_rows.append((key, doc.asset_id, doc.format.upper(), document_to_json(doc)))
+                doc_rows.append(
+                    (
+                        key,
+                        doc.asset_id,
+                        doc.format.upper(),
+                        _ENCODER.encode(document_to_source(doc)),
+                    )
+                )
                 meta_rows.append((key, *(" ".join(doc.terms.get(f, ())) for f in METADATA_FIELDS)))
                 smart_rows.extend(
                     (key, s.tag, s.confidence, int(s.promoted)) for s in doc.smart_tags
@@ -250,7 +226,7 @@ class EmbeddedBackend:
             raise BackendError(f"embedded search failed for {query.text!r}: {e}") from e
         hits = []
         for asset_id, tier, score, doc_json in rows:
-            explained = evaluate(document_from_json(doc_json), query)
+            explained = evaluate(source_to_document(json.loads(doc_json)), query)
             why = explained.why if explained is not None else Why()
             hits.append(Hit(asset_id, int(tier), float(score), why))
         tiers = {int(name): n for kind, name, n in counts if kind == "tier"}
