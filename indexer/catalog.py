@@ -122,6 +122,12 @@ class Catalog:
     def close(self) -> None:
         self._conn.close()
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection, for packages that keep their own tables in the catalog
+        file (tag models and versions). Write inside :meth:`transaction`."""
+        return self._conn
+
     def __enter__(self) -> Catalog:
         return self
 
@@ -359,6 +365,27 @@ class Catalog:
         )
         return [self._asset(r) for r in rows.fetchall()]
 
+    def asset_keys(self, asset_ids: Iterable[str]) -> dict[str, int]:
+        """Asset id -> key for those of ``asset_ids`` in the catalog."""
+        wanted = list(dict.fromkeys(asset_ids))
+        out: dict[str, int] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            rows = self._conn.execute(
+                f"SELECT id, key FROM assets WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            )
+            out.update({r[0]: r[1] for r in rows})
+        return out
+
+    def ids_under(self, prefix: str, *, by_source: bool = False) -> list[str]:
+        """Ids of the assets whose id (or source file path) starts with ``prefix``."""
+        column = "source" if by_source else "id"
+        rows = self._conn.execute(
+            f"SELECT id FROM assets WHERE substr({column}, 1, ?) = ? ORDER BY id",
+            (len(prefix), prefix),
+        )
+        return [r[0] for r in rows]
+
     def count_assets(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM assets").fetchone()[0])
 
@@ -414,6 +441,23 @@ class Catalog:
             "SELECT vector FROM embeddings WHERE asset_key = ? AND embedder = ?", (key, embedder)
         ).fetchone()
         return None if row is None else np.frombuffer(row[0], dtype=np.float32).copy()
+
+    def current_embeddings(self, keys: Sequence[int], embedder: str) -> dict[int, np.ndarray]:
+        """Key -> vector of ``embedder`` for those of ``keys`` whose vector is current
+        (computed from the asset's present bytes)."""
+        out: dict[int, np.ndarray] = {}
+        wanted = list(dict.fromkeys(keys))
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            rows = self._conn.execute(
+                "SELECT e.asset_key, e.vector FROM embeddings e JOIN assets a "
+                "ON a.key = e.asset_key AND a.sha256 = e.sha256 WHERE e.embedder = ? "
+                f"AND e.asset_key IN ({','.join('?' * len(chunk))})",
+                (embedder, *chunk),
+            )
+            for key, blob in rows:
+                out[key] = np.frombuffer(blob, dtype=np.float32).copy()
+        return out
 
     def count_embeddings(self, embedder: str) -> int:
         return int(

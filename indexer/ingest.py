@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .catalog import Catalog, Change
+from .colour import COLOUR_LABEL, colour_histogram
 from .embedders import ImageEmbedder
 from .errors import EmbedderError, ImageError
 from .images import decode
@@ -70,6 +71,7 @@ class IngestReport:
 class _Decoded:
     facts: FileFacts
     prepared: Any  # embedder input, or None when no embedding is wanted
+    colour: np.ndarray | None = None  # colour statistics, computed along with embeddings
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ class Ingester:
             return False
         return self.embedder is None or (
             self.catalog.embedding_sha(cand.asset_id, self.embedder.name) == sha256
+            and self.catalog.embedding_sha(cand.asset_id, COLOUR_LABEL) == sha256
         )
 
     def _read(self, cand: Candidate) -> _Decoded:
@@ -165,7 +168,9 @@ class Ingester:
             height=img.height,
             metadata=read_embedded(img.info),
         )
-        return _Decoded(facts, emb.prepare(img.image) if emb else None)
+        if emb is None:
+            return _Decoded(facts, None)
+        return _Decoded(facts, emb.prepare(img.image), colour_histogram(img.image))
 
     def _process(
         self, todo: list[Candidate], sidecar: dict[str, Metadata], report: IngestReport
@@ -262,6 +267,14 @@ class Ingester:
                     ],
                 )
                 report.embedded += len(wanted)
+            colours = [
+                (keys[c.asset_id], r.facts.sha256, r.colour)
+                for c, r in ok
+                if r.colour is not None
+                and self.catalog.embedding_sha(c.asset_id, COLOUR_LABEL) != r.facts.sha256
+            ]
+            if colours:
+                self.catalog.put_embeddings(COLOUR_LABEL, colours)
             for err in errors:
                 self.catalog.record_error(err)
         report.failed.extend(errors)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from indexer.errors import IndexerError
 from ranking.errors import RankingError
+from training.errors import TrainingError
 
 from .service import SmartTags
 from .settings import Settings
@@ -19,7 +20,7 @@ from .settings import Settings
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Errors that are the user's to fix: shown as one line, exit code 1.
-USER_ERRORS: tuple[type[Exception], ...] = (IndexerError, RankingError)
+USER_ERRORS: tuple[type[Exception], ...] = (IndexerError, RankingError, TrainingError)
 
 
 class App:

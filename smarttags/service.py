@@ -28,6 +28,7 @@ from ranking.evaluation import Metrics, evaluate, load_judgments
 from ranking.profile import RankingProfile, load_profile
 from ranking.query import TieredQuery
 from ranking.results import SearchResult
+from training.service import TagModels
 
 from .settings import Settings
 
@@ -46,6 +47,7 @@ class SmartTags:
         self._catalog: Catalog | None = None
         self._embedder: ImageEmbedder | None = None
         self._backend: SearchBackend | None = None
+        self._tag_models: TagModels | None = None
         self.vectors = VectorStore(
             settings.vectors_dir, exact_max=settings.exact_search_max, nprobe=settings.ivf_nprobe
         )
@@ -60,6 +62,7 @@ class SmartTags:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+        self._tag_models = None
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None
@@ -140,6 +143,13 @@ class SmartTags:
         """The label vectors are stored under, without loading the model when it is known."""
         return stored_label(self.settings.embedder) or self.embedder.name
 
+    @property
+    def tag_models(self) -> TagModels:
+        """Tag models of this catalog: define, check, train, versions, diff."""
+        if self._tag_models is None:
+            self._tag_models = TagModels(self.catalog, self.embedder_name())
+        return self._tag_models
+
     def similar(self, ref: str, k: int = 10) -> list[SimilarHit]:
         """The ``k`` assets most similar to ``ref`` (id, path or source), best first."""
         asset = self.catalog.get_asset(ref)
@@ -162,6 +172,8 @@ class SmartTags:
         out["vector_index"] = str(path) if path.exists() else None
         out["search_backend"] = self.settings.backend
         out["search_documents"] = self.search_backend.count()
+        tm = self.tag_models
+        out["tag_models"] = {name: tm.store.get(name).active_version for name in tm.store.names()}
         return out
 
     # -- search ----------------------------------------------------------
