@@ -36,8 +36,13 @@ class SearchBackend(Protocol):
     * Scores come from constant-score clauses and confidence features only (never from
       engine text statistics): ``tier_boost + within`` as :mod:`ranking.explain`
       defines; hits are ordered by score, then asset id ascending, so pages are stable.
-    * ``total`` and ``tiers`` count the whole result set; facets are the most frequent
-      smart tags (at or above the floor) and manual tags over it.
+    * Result-set bounds, as OpenSearch's ``track_total_hits`` and ``sampler``, from the
+      profile: ``total`` is ``min(hits, track_total_hits)`` with ``total_relation``
+      ``"gte"`` when there are more hits, else ``"eq"``; ``tiers`` are those of the
+      first ``total`` hits in hit order (:func:`ranking.results.capped_counts`). Facets
+      are the most frequent smart tags (at or above the floor) and manual tags of the
+      top ``facet_sample`` hits in hit order (ties at its edge go by asset id).
+      :func:`ranking.explain.search` computes the whole result, for tests.
     """
 
     name: str

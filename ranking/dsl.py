@@ -20,11 +20,22 @@ and the stored confidences (never from BM25 or other engine text statistics)::
 Tier scores never overlap (the profile validates the gaps), so the ``dis_max`` picks the
 best tier. Analysis happens in Python: documents carry stems in keyword arrays and the
 query matches them with ``terms`` queries.
+
+Result-set bounds follow the profile: ``track_total_hits`` is the profile's cap, and the
+tier counts come from a ``filters`` aggregation (exact; the backend caps them with
+:func:`ranking.results.capped_counts`). Facets count the top ``facet_sample`` hits in
+hit order: :func:`to_dsl_facet_sample` fetches their tags (sorted by score, then asset
+id) and :func:`sample_facets` counts them. A ``sampler`` aggregation would be cheaper but
+takes the top hits by score alone, breaking ties by Lucene doc id (osmem-server does
+the same, by insertion order), and per shard, so its facets would differ from the
+contract's whenever hits tie at the sample's edge, which large tier-1 result sets
+(scores are sums of a few field weights) nearly always do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .document import SearchDocument, SmartTag, TagRef
@@ -35,7 +46,8 @@ from .query import TieredQuery
 FACET_SIZE = 10
 #: The stable order of hits: score, then asset id (the tie-breaker).
 SORT: list[dict[str, Any]] = [{"_score": "desc"}, {"asset_id": "asc"}]
-_FACET_ORDER: list[dict[str, str]] = [{"_count": "desc"}, {"_key": "asc"}]
+#: What the facet sample reads of each hit's source.
+SAMPLE_SOURCE = ["manual_tags", "smart_tags.tag", "smart_tags.confidence"]
 
 Json = dict[str, Any]
 
@@ -187,35 +199,11 @@ def filters(q: TieredQuery) -> list[Json]:
 
 
 def aggregations(q: TieredQuery) -> Json:
-    """Tier counts (``filters`` agg over exclusive conditions) and the two facets."""
-    return {
-        "tiers": {"filters": {"filters": {str(k): c for k, c in tier_conditions(q).items()}}},
-        "smart_tags": {
-            "nested": {"path": "smart_tags"},
-            "aggs": {
-                "above_floor": {
-                    "filter": _above_floor(q),
-                    "aggs": {
-                        "tags": {
-                            "terms": {
-                                "field": "smart_tags.tag",
-                                "size": FACET_SIZE,
-                                "order": _FACET_ORDER,
-                            },
-                            "aggs": {"assets": {"reverse_nested": {}}},
-                        }
-                    },
-                }
-            },
-        },
-        "manual_tags": {
-            "terms": {"field": "manual_tags", "size": FACET_SIZE, "order": _FACET_ORDER}
-        },
-    }
+    """Tier counts: a ``filters`` aggregation over the exclusive tier conditions."""
+    return {"tiers": {"filters": {"filters": {str(k): c for k, c in tier_conditions(q).items()}}}}
 
 
-def to_dsl(q: TieredQuery) -> Json:
-    """The search body for ``q``: one page of hits, tier counts and facets."""
+def _query(q: TieredQuery) -> Json:
     query: Json = {
         "bool": {
             "must": [
@@ -226,15 +214,53 @@ def to_dsl(q: TieredQuery) -> Json:
     flt = filters(q)
     if flt:
         query["bool"]["filter"] = flt
+    return query
+
+
+def to_dsl(q: TieredQuery) -> Json:
+    """The search body for ``q``: one page of hits, the total up to the profile's cap
+    and the tier counts."""
     return {
-        "query": query,
+        "query": _query(q),
         "sort": [dict(s) for s in SORT],
         "from": q.offset,
         "size": q.limit,
-        "track_total_hits": True,
+        "track_total_hits": q.profile.track_total_hits,
         "track_scores": True,
         "aggs": aggregations(q),
     }
+
+
+def to_dsl_facet_sample(q: TieredQuery) -> Json:
+    """The search body of the facet sample: the tags of the top ``facet_sample`` hits in
+    hit order (count them with :func:`sample_facets`)."""
+    return {
+        "query": _query(q),
+        "sort": [dict(s) for s in SORT],
+        "from": 0,
+        "size": q.profile.facet_sample,
+        "track_total_hits": False,
+        "_source": list(SAMPLE_SOURCE),
+    }
+
+
+def sample_facets(
+    sources: Iterable[Mapping[str, Any]], q: TieredQuery, size: int = FACET_SIZE
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """The top smart tags (at or above the floor) and manual tags of the sampled hits'
+    sources, by count, then tag id (as :func:`ranking.explain.facets`)."""
+    smart: Counter[str] = Counter()
+    manual: Counter[str] = Counter()
+    floor = q.profile.confidence_floor
+    for src in sources:
+        smart.update({str(t["tag"]) for t in src.get("smart_tags") or ()
+                      if float(t["confidence"]) >= floor})  # fmt: skip
+        manual.update({str(t) for t in src.get("manual_tags") or ()})
+
+    def top(c: Counter[str]) -> list[tuple[str, int]]:
+        return sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
+
+    return top(smart), top(manual)
 
 
 # -- documents --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from .document import SearchDocument
 from .profile import METADATA_FIELDS
 from .query import TieredQuery
-from .results import Hit, MatchedTag, Why
+from .results import FacetCount, Hit, MatchedTag, SearchResult, Why, capped_counts
 
 
 def combine(values: list[float], how: str) -> float:
@@ -82,20 +82,38 @@ def rank(docs: Iterable[SearchDocument], q: TieredQuery) -> list[Hit]:
 def facets(
     docs: Sequence[SearchDocument], q: TieredQuery, size: int = 10
 ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """Top smart tags (at or above the floor) and manual tags over the whole result set,
-    by count, then tag id."""
-    matched = {h.asset_id for h in rank(docs, q)}
+    """Top smart tags (at or above the floor) and manual tags over the top
+    ``q.profile.facet_sample`` hits in hit order (as OpenSearch's ``sampler``), by
+    count, then tag id."""
+    sample = {h.asset_id for h in rank(docs, q)[: q.profile.facet_sample]}
     smart: Counter[str] = Counter()
     manual: Counter[str] = Counter()
     for d in docs:
-        if d.asset_id in matched:
-            smart.update(s.tag for s in d.smart_tags if s.confidence >= q.profile.confidence_floor)
-            manual.update(t.tag for t in d.manual_tags)
+        if d.asset_id in sample:
+            floor = q.profile.confidence_floor
+            smart.update({s.tag for s in d.smart_tags if s.confidence >= floor})
+            manual.update({t.tag for t in d.manual_tags})
 
     def top(c: Counter[str]) -> list[tuple[str, int]]:
         return sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
 
     return top(smart), top(manual)
+
+
+def search(docs: Sequence[SearchDocument], q: TieredQuery) -> SearchResult:
+    """The whole search result by these rules: what every backend must return."""
+    hits = rank(docs, q)
+    cap = q.profile.track_total_hits
+    total, relation, tiers = capped_counts(Counter(h.tier for h in hits), cap)
+    smart, manual = facets(docs, q)
+    return SearchResult(
+        hits=tuple(hits[q.offset : q.offset + q.limit]),
+        total=total,
+        tiers=tiers,
+        smart_tag_facets=tuple(FacetCount(t, n) for t, n in smart),
+        manual_tag_facets=tuple(FacetCount(t, n) for t, n in manual),
+        total_relation=relation,
+    )
 
 
 def tier_of(score: float, q: TieredQuery) -> int:

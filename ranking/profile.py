@@ -8,6 +8,8 @@ Example (TOML)::
     promotion_factor = 1.5
     combine = "sum"          # how the confidences of several matched smart tags combine
     languages = ["en", "de"]
+    track_total_hits = 10000 # totals and tier counts are exact up to here, then "10,000+"
+    facet_sample = 1000      # facets count the smart and manual tags of the top N hits
     [field_weights]
     title = 5
     keywords = 3
@@ -31,6 +33,10 @@ from .errors import ProfileError
 METADATA_FIELDS = ("title", "description", "keywords", "manual_tags")
 #: Within-tier smart-tag scores assume at most this many matched tags per asset.
 MAX_MATCHED_TAGS = 100
+#: Largest ``track_total_hits`` a profile may ask for.
+MAX_TRACKED_HITS = 1_000_000
+#: Largest ``facet_sample``: OpenSearch's default ``max_result_window``.
+MAX_FACET_SAMPLE = 10_000
 
 
 class RankingProfile(BaseModel):
@@ -41,6 +47,11 @@ class RankingProfile(BaseModel):
     and 3, the combined effective confidence (confidence, times ``promotion_factor`` for
     promoted tags) of the smart tags that matched a term. Validation keeps every
     ``within`` below the gap between tiers, so tiers never mix.
+
+    Result-set size bounds, as OpenSearch's ``track_total_hits`` and ``sampler``:
+    ``track_total_hits`` caps the total and the tier counts (exact below it, else
+    reported as "at least", see :func:`ranking.results.capped_counts`); facets count the
+    tags of the top ``facet_sample`` hits in hit order (score, then asset id).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -56,6 +67,8 @@ class RankingProfile(BaseModel):
     combine: Literal["sum", "max", "avg"] = "sum"
     languages: tuple[str, ...] = ("en",)
     max_terms: int = Field(default=16, ge=1, le=64)
+    track_total_hits: int = Field(default=10_000, ge=1, le=MAX_TRACKED_HITS)
+    facet_sample: int = Field(default=1_000, ge=1, le=MAX_FACET_SAMPLE)
 
     @field_validator("field_weights")
     @classmethod
@@ -94,6 +107,15 @@ class RankingProfile(BaseModel):
             raise ValueError(
                 f"tier_boosts {list(self.tier_boosts)} are too close: within-tier scores reach "
                 f"{max(text_max, smart_max):g}; make each gap larger than that"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sample_within_cap(self) -> RankingProfile:
+        if self.facet_sample > self.track_total_hits:
+            raise ValueError(
+                f"facet_sample {self.facet_sample} exceeds track_total_hits "
+                f"{self.track_total_hits}; facets sample the top hits, which the cap counts"
             )
         return self
 

@@ -5,26 +5,36 @@ field); smart tags are a plain table indexed by tag, and ``search_tag_terms`` ma
 token to the tags whose titles or synonyms hold it. The SQL computes exactly the scores
 of :mod:`ranking.explain`, with constant per-field weights and confidences only.
 
-A search is a short plan run in one read transaction on one connection:
+A search is a short plan run in one read transaction on one connection; it fills the
+connection's ``temp.search_scored`` with the hits it needs, each with its tier and score,
+then reads the page and the facets from there. What it needs is bounded by the profile:
+counts stop at ``track_total_hits`` and facets sample the top ``facet_sample`` hits, so
+with K = max(offset + limit, facet_sample) only the top K hits must be found:
 
-1. :func:`to_sql_scoring` fills the connection's ``temp.search_scored`` with each
-   matching asset once: tier 1 from FTS5 ``MATCH`` (per query term, the fields are
-   grouped by weight, best first, so ``{fields} : term NOT {better fields} : term``
-   yields each document once with the largest weight of a field holding the term; with
-   several terms every such expression is ANDed with all terms, so FTS5 intersects the
-   doclists); then the smart-tag hits, folded per asset by an upsert (terms covered as a
-   bit mask, effective confidences combined), skipping assets already in tier 1; then
-   the filters; then the facet counts into ``temp.search_facets``.
-2. :func:`to_sql` reads one page; :func:`to_sql_summary` the tier counts and facets.
-
-Every step streams rows once; nothing is grouped by sorting the whole result set.
+1. :func:`to_sql_tier1_count` counts tier 1 up to max(cap, K) + 1 (FTS5 stops there).
+2. More than that: tier 1 alone fills the page, the sample and the cap. Its scores take
+   few values (sums of field weights), so :func:`tier1_classes` lists them best first
+   as FTS5 expressions, and each class is counted (:func:`to_sql_class_count`) and,
+   while fewer than K hits are found, either loaded whole (:func:`to_sql_class_fill`)
+   or, when large, walked in asset-id order (:func:`to_sql_class_walk`, which tests the
+   stored tokens) until enough are found: ties in a class go by asset id.
+3. Otherwise :func:`to_sql_tier1` loads tier 1 (per query term, the fields grouped by
+   weight, best first, so ``{fields} : term NOT {better fields} : term`` yields each
+   document once with the largest weight of a field holding the term); when it holds
+   fewer than K hits :func:`to_sql_smart` adds every smart-tag hit, folded per asset by
+   an upsert (terms covered as a bit mask), else :func:`to_sql_smart_count` only counts
+   the smart tiers up to the cap.
+4. :func:`to_sql_threshold` finds the K-th score, so :func:`to_sql` (the page) and
+   :func:`to_sql_facets` (the sample's facets) only order the hits above it.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from .analysis import QueryTerm
 from .profile import METADATA_FIELDS
 from .query import TieredQuery
 
@@ -72,20 +82,14 @@ CREATE TEMP TABLE IF NOT EXISTS search_scored (
     within REAL NOT NULL,       -- tier 1: sum of weights; else combined confidences
     n INTEGER NOT NULL          -- smart-tag hits: matched tags (for avg)
 );
-CREATE TEMP TABLE IF NOT EXISTS search_facets (
-    kind TEXT NOT NULL,
-    tag TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    PRIMARY KEY (kind, tag)
-) WITHOUT ROWID;
-CREATE TEMP TABLE IF NOT EXISTS search_facets_all (  -- facets of every asset, by floor
-    floor REAL NOT NULL,
-    kind TEXT NOT NULL,
-    tag TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    PRIMARY KEY (floor, kind, tag)
-) WITHOUT ROWID;
+DROP TABLE IF EXISTS temp.search_facets;
+DROP TABLE IF EXISTS temp.search_facets_all;
 """
+
+#: FTS5's own table of the stored column values (``c0``.. in column order, by ``id``).
+META_CONTENT = "search_meta_content"
+#: The index of ``search_docs``'s UNIQUE ``asset_id``: the order ties are broken in.
+ASSET_ORDER_INDEX = "sqlite_autoindex_search_docs_1"
 
 
 @dataclass(frozen=True)
@@ -201,166 +205,255 @@ def _filters(q: TieredQuery, params: dict[str, Any]) -> str:
     return " AND ".join(where)
 
 
-def to_sql_scoring(q: TieredQuery) -> list[SqlQuery]:
-    """The statements that fill ``temp.search_scored`` for ``q``; run them in order, in
-    the read transaction that then runs the facet statements (:func:`to_sql_facets` or
-    :func:`to_sql_facets_complement`), :func:`to_sql` and :func:`to_sql_summary` (the
-    temp tables must exist: :data:`TEMP_SCHEMA`)."""
-    steps = [
-        SqlQuery("DELETE FROM temp.search_scored", {}),
-        _tier1(q),
-        _smart(q),
-    ]
-    params: dict[str, Any] = {"floor": q.profile.confidence_floor}
+def _every(q: TieredQuery) -> str:
+    """FTS5: every query term in some metadata field (tier 1 membership)."""
+    return " AND ".join(_phrase(t.stems) for t in q.terms)
+
+
+def _meta_stream(q: TieredQuery, params: dict[str, Any]) -> str:
+    """FROM/WHERE of the FTS5 rows matching ``:expr`` that pass the filters."""
     where = _filters(q, params)
-    if where:
-        steps.append(SqlQuery(f"""DELETE FROM temp.search_scored AS sc WHERE NOT EXISTS (
-    SELECT 1 FROM search_docs d WHERE d.key = sc.key AND {where}
-)""", params))  # fmt: skip
-    return steps
+    if not where:
+        return "FROM search_meta WHERE search_meta MATCH :expr"
+    return ("FROM search_meta CROSS JOIN search_docs d ON d.key = search_meta.rowid\n"
+            f"WHERE search_meta MATCH :expr AND {where}")  # fmt: skip
 
 
-def to_sql_facets(q: TieredQuery) -> list[SqlQuery]:
-    """Facet counts of the assets in ``temp.search_scored`` into ``temp.search_facets``,
-    one pass over the result set (cheapest while it is a small part of the index)."""
-    floor = {"floor": q.profile.confidence_floor}
-    return [
-        SqlQuery("DELETE FROM temp.search_facets", {}),
-        SqlQuery("""INSERT INTO temp.search_facets(kind, tag, n)
-SELECT 'smart', s.tag, 1 FROM temp.search_scored r
-CROSS JOIN search_smart s ON s.key = r.key AND s.confidence >= :floor
-WHERE true
-ON CONFLICT(kind, tag) DO UPDATE SET n = n + 1""", floor),
-        SqlQuery("""INSERT INTO temp.search_facets(kind, tag, n)
-SELECT 'manual', m.tag, 1 FROM temp.search_scored r
-CROSS JOIN search_manual m ON m.key = r.key
-WHERE true
-ON CONFLICT(kind, tag) DO UPDATE SET n = n + 1""", {}),
-    ]  # fmt: skip
-
-
-def to_sql_facets_all(q: TieredQuery) -> list[SqlQuery]:
-    """Facet counts of every asset at the profile's floor into ``temp.search_facets_all``
-    (streams the by-tag indexes; a connection keeps them until the index changes)."""
-    floor = {"floor": q.profile.confidence_floor}
-    return [
-        SqlQuery("DELETE FROM temp.search_facets_all WHERE floor = :floor", floor),
-        SqlQuery("""INSERT INTO temp.search_facets_all(floor, kind, tag, n)
-SELECT :floor, 'smart', tag, count(*) FROM search_smart INDEXED BY search_smart_by_tag_conf
-WHERE confidence >= :floor GROUP BY tag""", floor),
-        SqlQuery("""INSERT INTO temp.search_facets_all(floor, kind, tag, n)
-SELECT :floor, 'manual', tag, count(*) FROM search_manual INDEXED BY search_manual_by_tag
-GROUP BY tag""", floor),
-    ]  # fmt: skip
-
-
-def to_sql_facets_complement(q: TieredQuery) -> list[SqlQuery]:
-    """The same counts as :func:`to_sql_facets`, as every asset's (``temp.search_facets_all``
-    at the floor, filled by :func:`to_sql_facets_all`) less those of the assets outside
-    the result set: cheapest when the result set is most of the index."""
-    floor = {"floor": q.profile.confidence_floor}
-    outside = (
-        "FROM search_docs d INDEXED BY search_docs_narrow\n"
-        "CROSS JOIN {table} ON {alias}.key = d.key{cond}\n"
-        "WHERE NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = d.key)"
-    )
-    return [
-        SqlQuery("DELETE FROM temp.search_facets", {}),
-        SqlQuery("""INSERT INTO temp.search_facets(kind, tag, n)
-SELECT kind, tag, n FROM temp.search_facets_all WHERE floor = :floor""", floor),
-        SqlQuery(f"""INSERT INTO temp.search_facets(kind, tag, n)
-SELECT 'smart', s.tag, 0 {outside.format(table="search_smart s", alias="s",
-                                         cond=" AND s.confidence >= :floor")}
-ON CONFLICT(kind, tag) DO UPDATE SET n = n - 1""", floor),
-        SqlQuery(f"""INSERT INTO temp.search_facets(kind, tag, n)
-SELECT 'manual', m.tag, 0 {outside.format(table="search_manual m", alias="m", cond="")}
-ON CONFLICT(kind, tag) DO UPDATE SET n = n - 1""", {}),
-    ]  # fmt: skip
-
-
-def to_sql_threshold(q: TieredQuery) -> SqlQuery:
-    """The score of the page's last hit (offset + limit), how many hits score above it
-    and how many tie with it: a NULL score when the result set is shorter than that."""
-    params = _common_params(q)
-    params["last"] = q.offset + q.limit - 1
-    score = _score_expr(q)
-    sql = f"""WITH kth(score) AS MATERIALIZED (
-    SELECT {score} AS score FROM temp.search_scored ORDER BY score DESC LIMIT 1 OFFSET :last
-)
-SELECT (SELECT score FROM kth), CAST(total({score} > (SELECT score FROM kth)) AS INTEGER),
-       CAST(total({score} = (SELECT score FROM kth)) AS INTEGER)
-FROM temp.search_scored"""
+def to_sql_tier1_count(q: TieredQuery, limit: int) -> SqlQuery:
+    """How many assets are in tier 1 (after filters), counting at most ``limit``."""
+    params: dict[str, Any] = {"expr": _every(q), "limit": limit,
+                              "floor": q.profile.confidence_floor}  # fmt: skip
+    sql = f"SELECT count(*) FROM (SELECT search_meta.rowid {_meta_stream(q, params)} LIMIT :limit)"
     return SqlQuery(sql, params)
 
 
+def tier1_classes(q: TieredQuery, max_combinations: int = 64) -> list[tuple[float, str]] | None:
+    """Tier 1's distinct scores, best first, each with the FTS5 expression of its assets:
+    per term, the weight class of the best field holding it; None when there are more
+    than ``max_combinations`` combinations of classes."""
+    weights = q.profile.field_weights
+    classes = sorted({weights[f] for f in METADATA_FIELDS}, reverse=True)
+    if len(classes) ** len(q.terms) > max_combinations:
+        return None
+    options: list[list[tuple[float, str]]] = []
+    for term in q.terms:
+        phrase, better, opts = _phrase(term.stems), list[str](), list[tuple[float, str]]()
+        for w in classes:
+            fields = [f for f in METADATA_FIELDS if weights[f] == w]
+            expr = "{" + " ".join(fields) + "} : " + phrase
+            if better:
+                expr = f"({expr} NOT {{{' '.join(better)}}} : {phrase})"
+            better.extend(fields)
+            opts.append((w, expr))
+        options.append(opts)
+    by_score: dict[float, list[str]] = {}
+    for combo in itertools.product(*options):
+        score = 0.0
+        for w, _ in combo:  # summed in term order, as ranking.explain sums them
+            score += w
+        by_score.setdefault(score, []).append(" AND ".join(e for _, e in combo))
+    return [
+        (score, " OR ".join(f"({e})" for e in exprs) if len(exprs) > 1 else exprs[0])
+        for score, exprs in sorted(by_score.items(), reverse=True)
+    ]
+
+
+def to_sql_class_count(q: TieredQuery, expr: str, limit: int) -> SqlQuery:
+    """How many assets (after filters) match a :func:`tier1_classes` expression, at most
+    ``limit``."""
+    params: dict[str, Any] = {"expr": expr, "limit": limit,
+                              "floor": q.profile.confidence_floor}  # fmt: skip
+    sql = f"SELECT count(*) FROM (SELECT search_meta.rowid {_meta_stream(q, params)} LIMIT :limit)"
+    return SqlQuery(sql, params)
+
+
+def to_sql_class_fill(q: TieredQuery, expr: str, score: float) -> SqlQuery:
+    """Every asset of one tier-1 class into ``temp.search_scored``."""
+    params: dict[str, Any] = {"expr": expr, "within": score,
+                              "floor": q.profile.confidence_floor}  # fmt: skip
+    sql = ("INSERT INTO temp.search_scored(key, tier, mask, within, n)\n"
+           f"SELECT search_meta.rowid, 1, 0, :within, 1 {_meta_stream(q, params)}")  # fmt: skip
+    return SqlQuery(sql, params)
+
+
+def to_sql_class_walk(q: TieredQuery, score: float, need: int) -> SqlQuery:
+    """The first ``need`` assets in asset-id order whose tier-1 score is ``score`` into
+    ``temp.search_scored``, testing each asset's stored tokens (cheaper than loading a
+    large class to sort it by asset id)."""
+    p = q.profile
+    params: dict[str, Any] = {"within": score, "need": need, "floor": p.confidence_floor}
+    best = []
+    for i, term in enumerate(q.terms):
+        arms = []
+        for j, f in enumerate(METADATA_FIELDS):
+            params[f"w{j}"] = p.field_weights[f]
+            has = []
+            for k, stem in enumerate(term.stems):
+                params[f"s{i}_{k}"] = f" {stem} "
+                has.append(f"instr(' ' || c.c{j} || ' ', :s{i}_{k})")
+            arms.append(f"CASE WHEN {' OR '.join(has)} THEN :w{j} ELSE -1.0 END")
+        best.append(f"max({', '.join(arms)})")
+    where = [f"{b} >= 0" for b in best]
+    where.append(f"abs({' + '.join(best)} - :within) < 1e-9")
+    if q.path_prefix is not None:  # the prefix's range of the asset-id index
+        params["prefix_end"] = q.path_prefix[:-1] + chr(ord(q.path_prefix[-1]) + 1)
+        where.append("d.asset_id >= :prefix AND d.asset_id < :prefix_end")
+    flt = _filters(q, params)
+    if flt:
+        where.append(flt)
+    conditions = "\n    AND ".join(where)
+    sql = f"""INSERT INTO temp.search_scored(key, tier, mask, within, n)
+SELECT d.key, 1, 0, :within, 1
+FROM search_docs d INDEXED BY {ASSET_ORDER_INDEX}
+CROSS JOIN {META_CONTENT} c ON c.id = d.key
+WHERE {conditions}
+ORDER BY d.asset_id LIMIT :need"""
+    return SqlQuery(sql, params)
+
+
+def _filter_delete(q: TieredQuery) -> list[SqlQuery]:
+    params: dict[str, Any] = {"floor": q.profile.confidence_floor}
+    where = _filters(q, params)
+    if not where:
+        return []
+    return [SqlQuery(f"""DELETE FROM temp.search_scored AS sc WHERE NOT EXISTS (
+    SELECT 1 FROM search_docs d WHERE d.key = sc.key AND {where}
+)""", params)]  # fmt: skip
+
+
+def to_sql_tier1(q: TieredQuery) -> list[SqlQuery]:
+    """Empty ``temp.search_scored`` and load every tier-1 asset that passes the filters
+    (the temp tables must exist: :data:`TEMP_SCHEMA`)."""
+    return [SqlQuery("DELETE FROM temp.search_scored", {}), _tier1(q), *_filter_delete(q)]
+
+
+def to_sql_smart(q: TieredQuery) -> list[SqlQuery]:
+    """Add every smart-tag hit that passes the filters (after :func:`to_sql_tier1`)."""
+    return [_smart(q), *_filter_delete(q)]
+
+
+def _term_tags(terms: dict[int, QueryTerm], params: dict[str, Any]) -> str:
+    """SQL list of the tags whose titles or synonyms hold a stem of one of ``terms``
+    (query terms by index)."""
+    marks = []
+    for i, term in terms.items():
+        for j, stem in enumerate(term.stems):
+            params[f"t{i}_{j}"] = stem
+            marks.append(f":t{i}_{j}")
+    return f"(SELECT tag FROM search_tag_terms WHERE term IN ({', '.join(marks)}))"
+
+
+def to_sql_smart_rows(q: TieredQuery, term: int, limit: int) -> SqlQuery:
+    """How many smart-tag rows at or above the floor match query term ``term``, counting at
+    most ``limit`` (to pick the rarest term for :func:`to_sql_smart_count`)."""
+    params: dict[str, Any] = {"floor": q.profile.confidence_floor, "limit": limit}
+    tags = _term_tags({term: q.terms[term]}, params)
+    sql = f"""SELECT count(*) FROM (
+    SELECT 1 FROM search_smart s INDEXED BY search_smart_by_tag_conf
+    WHERE s.tag IN {tags} AND s.confidence >= :floor LIMIT :limit)"""
+    return SqlQuery(sql, params)
+
+
+def to_sql_smart_count(q: TieredQuery, limit: int, every_from: int | None = None) -> SqlQuery:
+    """How many assets outside ``temp.search_scored`` (tier 1) that pass the filters have
+    a smart tag (at or above the floor) matching a query term, counting at most ``limit``.
+    With ``every_from`` (a term index, best the rarest): only those whose smart tags
+    match every term (tier 2), streamed from the tags of that term."""
+    params: dict[str, Any] = {"floor": q.profile.confidence_floor, "limit": limit}
+    where = []
+    if every_from is None:
+        tags = _term_tags(dict(enumerate(q.terms)), params)
+    else:
+        tags = _term_tags({every_from: q.terms[every_from]}, params)
+        for i, term in enumerate(q.terms):
+            if i != every_from:
+                where.append(f"""EXISTS (SELECT 1 FROM search_smart s2 WHERE s2.key = h.key
+        AND +s2.tag IN {_term_tags({i: term}, params)} AND s2.confidence >= :floor)""")
+    flt = _filters(q, params)
+    if flt:
+        where.append(f"EXISTS (SELECT 1 FROM search_docs d WHERE d.key = h.key AND {flt})")
+    conditions = "".join(f"\n        AND {w}" for w in where)
+    sql = f"""SELECT count(*) FROM (
+    SELECT DISTINCT h.key FROM search_smart h INDEXED BY search_smart_by_tag_conf
+    WHERE h.tag IN {tags} AND h.confidence >= :floor
+        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = h.key){conditions}
+    LIMIT :limit
+)"""
+    return SqlQuery(sql, params)
+
+
+def to_sql_tier_counts(q: TieredQuery, limit: int) -> SqlQuery:
+    """Hits per tier in ``temp.search_scored``, each counted up to ``limit``:
+    ``(n1, n2, n3)``."""
+    params = _common_params(q)
+    params["limit"] = limit
+    part = "(SELECT count(*) FROM (SELECT 1 FROM temp.search_scored WHERE {} LIMIT :limit))"
+    conds = ("tier = 1", "tier <> 1 AND mask = :full", "tier <> 1 AND mask <> :full")
+    return SqlQuery("SELECT " + ", ".join(part.format(c) for c in conds), params)
+
+
+def to_sql_threshold(q: TieredQuery, last: int) -> SqlQuery:
+    """The score of the hit at 0-based position ``last`` in ``temp.search_scored``
+    (no row when there are fewer hits): hits from there up are the top ``last + 1``."""
+    params = _common_params(q)
+    params["last"] = last
+    sql = f"""SELECT {_score_expr(q)} AS score FROM temp.search_scored
+ORDER BY score DESC LIMIT 1 OFFSET :last"""
+    return SqlQuery(sql, params)
+
+
+def to_sql_prune(q: TieredQuery) -> SqlQuery:
+    """Drop the hits of ``temp.search_scored`` scoring below ``:threshold`` (the K-th
+    score from :func:`to_sql_threshold`), so later steps read the top hits only."""
+    params = _common_params(q)
+    params["threshold"] = 0.0
+    return SqlQuery(f"DELETE FROM temp.search_scored WHERE {_score_expr(q)} < :threshold", params)
+
+
+def _top(q: TieredQuery) -> str:
+    """The hits scoring at least ``:threshold``, best first, as (key, asset_id, tier, score)."""
+    return f"""SELECT sc.key, d.asset_id, {_tier_expr()} AS tier, {_score_expr(q)} AS score
+    FROM temp.search_scored sc CROSS JOIN search_docs d INDEXED BY search_docs_narrow
+        ON d.key = sc.key
+    WHERE {_score_expr(q)} >= :threshold
+    ORDER BY score DESC, d.asset_id ASC"""
+
+
 def to_sql(q: TieredQuery) -> SqlQuery:
-    """One page of hits: ``(asset_id, tier, score, doc)`` rows, best first (after
-    :func:`to_sql_scoring`). Only hits scoring at least ``:threshold`` (the page's last
-    score, from :func:`to_sql_threshold`; 0 takes all) are looked up, and the documents
-    are read for the page only."""
+    """One page of hits: ``(asset_id, tier, score, doc)`` rows, best first. Only hits
+    scoring at least ``:threshold`` (the page's last score, from
+    :func:`to_sql_threshold`; 0 takes all) are ordered, and documents are read for the
+    page only."""
     params = _common_params(q)
     params["limit"], params["offset"], params["threshold"] = q.limit, q.offset, 0.0
     sql = f"""SELECT p.asset_id, p.tier, p.score, d.doc
 FROM (
-    SELECT sc.key, d.asset_id, {_tier_expr()} AS tier, {_score_expr(q)} AS score
-    FROM temp.search_scored sc CROSS JOIN search_docs d INDEXED BY search_docs_narrow
-        ON d.key = sc.key
-    WHERE {_score_expr(q)} >= :threshold
-    ORDER BY score DESC, d.asset_id ASC
+    {_top(q)}
     LIMIT :limit OFFSET :offset
 ) p JOIN search_docs d ON d.key = p.key
 ORDER BY p.score DESC, p.asset_id ASC"""
     return SqlQuery(sql, params)
 
 
-def to_sql_ties(q: TieredQuery, threshold: float, need: int) -> SqlQuery:
-    """The page as :func:`to_sql` computes it, when many hits tie at ``threshold``:
-    those above it, and the first ``need`` of the ties found by walking the asset ids
-    in order (cheaper than looking up every tie's asset id when ties are dense)."""
+def to_sql_facets(q: TieredQuery, facet_size: int = 10) -> SqlQuery:
+    """The top smart tags (at or above the floor) and manual tags of the first
+    ``facet_sample`` hits: ``(kind, tag, count)`` rows, kind 'smart' or 'manual', by
+    count, then tag. ``:threshold`` as for :func:`to_sql`."""
     params = _common_params(q)
-    params.update(limit=q.limit, offset=q.offset, threshold=threshold, need=need)
-    tier, score = _tier_expr(), _score_expr(q)
-    sql = f"""SELECT p.asset_id, p.tier, p.score, d.doc
-FROM (
-    SELECT * FROM (
-        SELECT sc.key, d.asset_id, {tier} AS tier, {score} AS score
-        FROM temp.search_scored sc CROSS JOIN search_docs d INDEXED BY search_docs_narrow
-            ON d.key = sc.key
-        WHERE {score} > :threshold)
-    UNION ALL
-    SELECT * FROM (
-        SELECT sc.key, d.asset_id, {tier} AS tier, {score} AS score
-        FROM search_docs d CROSS JOIN temp.search_scored sc ON sc.key = d.key
-        WHERE {score} = :threshold
-        ORDER BY d.asset_id LIMIT :need)
-    ORDER BY score DESC, asset_id ASC
-    LIMIT :limit OFFSET :offset
-) p JOIN search_docs d ON d.key = p.key
-ORDER BY p.score DESC, p.asset_id ASC"""
-    return SqlQuery(sql, params)
-
-
-def to_sql_summary(q: TieredQuery, facet_size: int = 10) -> SqlQuery:
-    """Counts per tier and the top smart and manual tags over the whole result set
-    (after :func:`to_sql_scoring`): ``(kind, name, count)`` rows with kind 'tier',
-    'smart' or 'manual'."""
-    params = _common_params(q)
-    params["facet_size"] = facet_size
-    sql = """WITH counts(n1, n2, n3) AS MATERIALIZED (
-    SELECT total(tier = 1), total(tier <> 1 AND mask = :full), total(tier <> 1 AND mask <> :full)
-    FROM temp.search_scored
+    params.update(floor=q.profile.confidence_floor, sample=q.profile.facet_sample,
+                  facet_size=facet_size, threshold=0.0)  # fmt: skip
+    sql = f"""WITH top(key) AS MATERIALIZED (
+    SELECT key FROM (
+    {_top(q)}
+    LIMIT :sample)
 )
-SELECT 'tier', '1', CAST(n1 AS INTEGER) FROM counts WHERE n1 > 0
-UNION ALL
-SELECT 'tier', '2', CAST(n2 AS INTEGER) FROM counts WHERE n2 > 0
-UNION ALL
-SELECT 'tier', '3', CAST(n3 AS INTEGER) FROM counts WHERE n3 > 0
+SELECT * FROM (
+    SELECT 'smart', s.tag, count(*) AS n FROM top
+    CROSS JOIN search_smart s ON s.key = top.key AND s.confidence >= :floor
+    GROUP BY s.tag ORDER BY n DESC, s.tag LIMIT :facet_size)
 UNION ALL
 SELECT * FROM (
-    SELECT 'smart', tag, n FROM temp.search_facets WHERE kind = 'smart' AND n > 0
-    ORDER BY n DESC, tag LIMIT :facet_size)
-UNION ALL
-SELECT * FROM (
-    SELECT 'manual', tag, n FROM temp.search_facets WHERE kind = 'manual' AND n > 0
-    ORDER BY n DESC, tag LIMIT :facet_size)"""
+    SELECT 'manual', m.tag, count(*) AS n FROM top
+    CROSS JOIN search_manual m ON m.key = top.key
+    GROUP BY m.tag ORDER BY n DESC, m.tag LIMIT :facet_size)"""
     return SqlQuery(sql, params)

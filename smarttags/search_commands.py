@@ -14,8 +14,10 @@ _TIER_NAMES = {1: "metadata", 2: "all smart", 3: "any smart"}
 
 
 def _print_result(result: SearchResult, explain: bool, titles: dict[str, str]) -> None:
-    tiers = ", ".join(f"tier {k}: {v}" for k, v in sorted(result.tiers.items()))
-    click.echo(f"{result.total} hits ({tiers or 'none'})")
+    tiers = ", ".join(f"tier {k}: {v:,}" for k, v in sorted(result.tiers.items()))
+    if result.total_relation == "gte":  # counted as far as the profile's track_total_hits
+        tiers += f"; counted up to the first {result.total:,}"
+    click.echo(f"{result.total_text} hits ({tiers or 'none'})")
     for h in result.hits:
         color = {1: "green", 2: "cyan", 3: "yellow"}[h.tier]
         click.echo(

@@ -15,7 +15,14 @@ import pytest
 
 from ranking.analysis import Analyzer
 from ranking.document import SmartTag, TagRef, build_document, tag_terms
-from ranking.dsl import document_to_source, source_to_document, tier_conditions, to_dsl
+from ranking.dsl import (
+    document_to_source,
+    sample_facets,
+    source_to_document,
+    tier_conditions,
+    to_dsl,
+    to_dsl_facet_sample,
+)
 from ranking.profile import RankingProfile
 from ranking.query import TieredQuery
 
@@ -87,7 +94,8 @@ def test_dsl_shape() -> None:
     q = CASES["multi_term"]
     body = to_dsl(q)
     assert body["sort"] == [{"_score": "desc"}, {"asset_id": "asc"}]
-    assert body["from"] == 0 and body["size"] == 20 and body["track_total_hits"] is True
+    assert body["from"] == 0 and body["size"] == 20 and body["track_total_hits"] == 10_000
+    assert set(body["aggs"]) == {"tiers"}  # facets come from the sample
     assert "search_after" not in body
     text = json.dumps(body)
     for engine_text_query in ("query_string", "match", "multi_match", "simple_query_string"):
@@ -107,6 +115,22 @@ def test_paging_and_filters() -> None:
     assert flt[0] == {"prefix": {"asset_id": "/clothing/"}}
     assert flt[1] == {"terms": {"format": ["JPEG", "PNG"]}}
     assert len(flt) == 4  # path, formats, one clause per tag (all of)
+
+
+def test_facet_sample_is_the_top_hits_in_hit_order() -> None:
+    q = TieredQuery.build(
+        "red shirt", profile=RankingProfile(track_total_hits=500, facet_sample=50), offset=40
+    )
+    body, sample = to_dsl(q), to_dsl_facet_sample(q)
+    assert body["track_total_hits"] == 500
+    assert sample["query"] == body["query"] and sample["sort"] == body["sort"]
+    assert (sample["from"], sample["size"], sample["track_total_hits"]) == (0, 50, False)
+    sources = [
+        {"smart_tags": [{"tag": "x:red", "confidence": 0.9}, {"tag": "x:low", "confidence": 0.1}],
+         "manual_tags": ["m:a"]},
+        {"smart_tags": [{"tag": "x:red", "confidence": 0.5}, {"tag": "x:blue", "confidence": 0.5}]},
+    ]  # fmt: skip
+    assert sample_facets(sources, q) == ([("x:red", 2), ("x:blue", 1)], [("m:a", 1)])
 
 
 def test_nested_score_mode_follows_combine() -> None:

@@ -193,3 +193,14 @@ def test_a_language_change_asks_for_a_reindex(tiered: SmartTags) -> None:
             svc.search("frau")
         assert svc.sync_search().failed == []  # the full reindex records en, de
         assert [h.asset_id for h in svc.search("frau").hits] == ["/photos/c.jpg", "/photos/b.jpg"]
+
+
+def test_cli_shows_capped_totals(capsys) -> None:  # type: ignore[no-untyped-def]
+    from ranking.results import SearchResult
+    from smarttags.search_commands import _print_result
+
+    _print_result(SearchResult((), 10_000, {1: 9_000, 2: 1_000}, total_relation="gte"), False, {})
+    out = capsys.readouterr().out
+    assert out.startswith("10,000+ hits (tier 1: 9,000, tier 2: 1,000; counted up to the first")
+    _print_result(SearchResult((), 3, {3: 3}), False, {})
+    assert capsys.readouterr().out == "3 hits (tier 3: 3)\n"

@@ -15,14 +15,20 @@ from ranking.profile import RankingProfile
 from ranking.query import TieredQuery
 from ranking.sql import (
     SqlQuery,
+    tier1_classes,
     to_sql,
+    to_sql_class_count,
+    to_sql_class_fill,
+    to_sql_class_walk,
     to_sql_facets,
-    to_sql_facets_all,
-    to_sql_facets_complement,
-    to_sql_scoring,
-    to_sql_summary,
+    to_sql_prune,
+    to_sql_smart,
+    to_sql_smart_count,
+    to_sql_smart_rows,
     to_sql_threshold,
-    to_sql_ties,
+    to_sql_tier1,
+    to_sql_tier1_count,
+    to_sql_tier_counts,
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "sql"
@@ -42,17 +48,26 @@ CASES: dict[str, TieredQuery] = {
 
 
 def render(q: TieredQuery) -> str:
-    """Every statement of the search plan, in order, with its parameters."""
+    """Every statement the search plan may run, with its parameters."""
+    classes = tier1_classes(q) or []
+    score, expr = classes[0]
     steps: list[tuple[str, SqlQuery]] = [
-        *((f"scoring {i}", st) for i, st in enumerate(to_sql_scoring(q))),
-        *((f"facets {i}", st) for i, st in enumerate(to_sql_facets(q))),
-        *((f"facets_all {i}", st) for i, st in enumerate(to_sql_facets_all(q))),
-        *((f"facets_complement {i}", st) for i, st in enumerate(to_sql_facets_complement(q))),
-        ("threshold", to_sql_threshold(q)),
+        ("tier1_count", to_sql_tier1_count(q, 10_001)),
+        *((f"class {i} count", to_sql_class_count(q, e, 16_385)) for i, (_, e) in
+          enumerate(classes)),
+        ("class 0 fill", to_sql_class_fill(q, expr, score)),
+        ("class 0 walk", to_sql_class_walk(q, score, 1_000)),
+        *((f"tier1 {i}", st) for i, st in enumerate(to_sql_tier1(q))),
+        *((f"smart {i}", st) for i, st in enumerate(to_sql_smart(q))),
+        ("tier_counts", to_sql_tier_counts(q, 10_001)),
+        ("smart_rows", to_sql_smart_rows(q, 0, 16_384)),
+        ("smart_count", to_sql_smart_count(q, 5_000)),
+        ("smart_count tier 2", to_sql_smart_count(q, 100, every_from=len(q.terms) - 1)),
+        ("threshold", to_sql_threshold(q, 999)),
+        ("prune", to_sql_prune(q)),
         ("page", to_sql(q)),
-        ("ties", to_sql_ties(q, 3004.0, 5)),
-        ("summary", to_sql_summary(q)),
-    ]
+        ("facets", to_sql_facets(q)),
+    ]  # fmt: skip
     return "".join(
         f"-- {name}\n{st.sql.strip()}\n-- params\n"
         f"{json.dumps(st.params, indent=1, sort_keys=True)}\n"

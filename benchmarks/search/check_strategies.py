@@ -1,12 +1,11 @@
 """Forces each search strategy of the embedded backend and checks it against the oracle.
 
-The backend picks, per search, how to count facets (result set directly, or every
-asset's counts less the others') and how to find the page (look up hits at or above the
-page's last score, or walk asset ids through dense ties). The differential test only
-reaches the defaults; this runs every combination on random corpora and compares the
-full page order, scores, totals and facets with ``ranking.explain``, including paging,
-writes between searches (the cached all-asset counts must follow them) and a second
-connection's writes.
+The backend picks, per search, whether to score every hit or only the top ones, and for
+a tier-1 score class whether to load it whole or walk asset ids (``class_fill_max``).
+This runs larger random corpora than the differential test (with small
+``track_total_hits`` / ``facet_sample`` profiles among the queries, so every path runs)
+and compares the whole result with ``ranking.explain.search``, scores to 1e-9, including
+paging and writes between searches by this and another connection.
 
     .venv/bin/python benchmarks/search/check_strategies.py
 """
@@ -24,23 +23,22 @@ if str(ROOT) not in sys.path:
 
 from indexer.backends.embedded import EmbeddedBackend  # noqa: E402
 from ranking.document import SearchDocument  # noqa: E402
-from ranking.explain import facets, rank  # noqa: E402
+from ranking.explain import search  # noqa: E402
 from ranking.query import TieredQuery  # noqa: E402
 from ranking.results import SearchResult  # noqa: E402
 from tests.test_search_differential import corpus, queries  # noqa: E402
 
-#: (complement_share, ties_walk_min): default, always/never complement x always/never walk.
-STRATEGIES = [(0.5, 1_000), (-1.0, 0), (2.0, 0), (-1.0, 10**9), (2.0, 10**9)]
+#: class_fill_max: the default, and 0 (walk every tier-1 class).
+STRATEGIES = [EmbeddedBackend.class_fill_max, 0]
+
+
+def summary(r: SearchResult) -> tuple[object, ...]:
+    page = [(h.asset_id, h.tier, round(h.score, 9)) for h in r.hits]
+    return page, r.total, r.total_relation, r.tiers, r.smart_tag_facets, r.manual_tag_facets
 
 
 def check(got: SearchResult, docs: list[SearchDocument], q: TieredQuery) -> None:
-    hits = rank(docs, q)
-    assert got.total == len(hits), q
-    want = [(h.asset_id, h.tier, round(h.score, 9)) for h in hits[q.offset : q.offset + q.limit]]
-    assert [(h.asset_id, h.tier, round(h.score, 9)) for h in got.hits] == want, q
-    smart, manual = facets(docs, q)
-    assert [(f.tag, f.count) for f in got.smart_tag_facets] == smart, q
-    assert [(f.tag, f.count) for f in got.manual_tag_facets] == manual, q
+    assert summary(got) == summary(search(docs, q)), q
 
 
 def main() -> int:
@@ -54,11 +52,11 @@ def main() -> int:
             for q in qs[:20] for o, n in ((0, 5), (7, 3), (30, 20))
         ]  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
-            for share, walk in STRATEGIES:
-                b = EmbeddedBackend(Path(tmp) / f"c{share}-{walk}.sqlite3")
+            for fill_max in STRATEGIES:
+                b = EmbeddedBackend(Path(tmp) / f"c{fill_max}.sqlite3")
                 b.ensure_schema()
                 b.upsert(docs)
-                b.complement_share, b.ties_walk_min = share, walk
+                b.class_fill_max = fill_max
                 for q in qs:
                     check(b.search(q), docs, q)
                     checked += 1

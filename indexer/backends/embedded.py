@@ -14,19 +14,25 @@ from ranking.dsl import document_to_source, source_to_document
 from ranking.explain import evaluate
 from ranking.profile import METADATA_FIELDS
 from ranking.query import TieredQuery
-from ranking.results import FacetCount, Hit, SearchResult, Why
+from ranking.results import FacetCount, Hit, SearchResult, Why, capped_counts
 from ranking.sql import (
     SCHEMA,
     TEMP_SCHEMA,
     SqlQuery,
+    tier1_classes,
     to_sql,
+    to_sql_class_count,
+    to_sql_class_fill,
+    to_sql_class_walk,
     to_sql_facets,
-    to_sql_facets_all,
-    to_sql_facets_complement,
-    to_sql_scoring,
-    to_sql_summary,
+    to_sql_prune,
+    to_sql_smart,
+    to_sql_smart_count,
+    to_sql_smart_rows,
     to_sql_threshold,
-    to_sql_ties,
+    to_sql_tier1,
+    to_sql_tier1_count,
+    to_sql_tier_counts,
 )
 
 from ..errors import BackendError
@@ -49,10 +55,8 @@ class EmbeddedBackend:
     """Tiers computed by SQL over FTS5 and smart-tag tables; see :mod:`ranking.sql`."""
 
     name = "embedded"
-    #: Count facets as all assets' less the others' when more than this share matches.
-    complement_share = 0.5
-    #: Find tied hits by walking asset ids when more than this many tie (and they are dense).
-    ties_walk_min = 1_000
+    #: A tier-1 score class larger than this is walked in asset-id order, not loaded.
+    class_fill_max = 16_384
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -68,8 +72,6 @@ class EmbeddedBackend:
             self._conn.executescript(TEMP_SCHEMA)
         except sqlite3.Error as e:
             raise BackendError(f"cannot open the embedded search index in {path}: {e}") from e
-        self._writes = 0  # commits by this connection (other connections: data_version)
-        self._facets_all: dict[float, tuple[int, int]] = {}  # floor -> version counted
 
     def ensure_schema(self) -> None:
         try:
@@ -153,7 +155,6 @@ class EmbeddedBackend:
             c.executemany("INSERT OR IGNORE INTO search_tag_terms(term, tag) VALUES (?, ?)",
                           sorted(tag_terms))  # fmt: skip
             c.execute("COMMIT")
-            self._writes += 1
             result.ok = len(docs)
         except sqlite3.Error as e:
             c.execute("ROLLBACK")
@@ -167,7 +168,6 @@ class EmbeddedBackend:
             c.execute("BEGIN IMMEDIATE")
             self._delete_keys(list(self._keys(list(dict.fromkeys(asset_ids))).values()))
             c.execute("COMMIT")
-            self._writes += 1
             result.ok = len(asset_ids)
         except sqlite3.Error as e:
             c.execute("ROLLBACK")
@@ -181,37 +181,73 @@ class EmbeddedBackend:
         for step in steps:
             self._conn.execute(step.sql, step.params)
 
-    def _search(self, q: TieredQuery) -> tuple[list[Any], list[Any]]:
-        """The page rows and the summary rows of ``q``; runs inside a read transaction."""
-        c = self._conn
-        self._run(to_sql_scoring(q))
-        found = int(c.execute("SELECT count(*) FROM temp.search_scored").fetchone()[0])
-        # Indexed assets, roughly (keys are dense unless many were deleted).
-        indexed = int(c.execute("SELECT coalesce(max(key), 0) FROM search_docs").fetchone()[0])
-        if found > self.complement_share * indexed:
-            # Most assets match: count the facets of all of them (kept while the index is
-            # unchanged: data_version moves with other connections' commits, _writes with
-            # ours) less those of the few that do not match.
-            version = (int(c.execute("PRAGMA data_version").fetchone()[0]), self._writes)
-            floor = q.profile.confidence_floor
-            if self._facets_all.get(floor) != version:
-                self._run(to_sql_facets_all(q))
-                self._facets_all[floor] = version
-            self._run(to_sql_facets_complement(q))
-        else:
-            self._run(to_sql_facets(q))
-        page = to_sql(q)
-        kth = c.execute(*_args(to_sql_threshold(q))).fetchone()
-        if kth is not None and kth[0] is not None:
-            score, above, ties = float(kth[0]), int(kth[1]), int(kth[2])
-            need = q.offset + q.limit - above
-            if ties > self.ties_walk_min and ties * ties > need * indexed:
-                page = to_sql_ties(q, score, need)
+    def _scalar(self, step: SqlQuery) -> Any:
+        row = self._conn.execute(step.sql, step.params).fetchone()
+        return None if row is None else row[0]
+
+    def _tier1_top(self, q: TieredQuery, classes: list[tuple[float, str]], k: int) -> None:
+        """The top ``k`` tier-1 hits (at least) into the empty ``temp.search_scored``:
+        score classes best first, each loaded whole or walked in asset-id order."""
+        have = 0
+        for score, expr in classes:
+            n = int(self._scalar(to_sql_class_count(q, expr, self.class_fill_max + 1)))
+            if n == 0:
+                continue
+            if n <= self.class_fill_max:
+                self._run([to_sql_class_fill(q, expr, score)])
+                have += n
             else:
-                page = SqlQuery(page.sql, {**page.params, "threshold": score})
-        rows = c.execute(*_args(page)).fetchall()
-        counts = c.execute(*_args(to_sql_summary(q))).fetchall()
-        return rows, counts
+                have += self._conn.execute(*_args(to_sql_class_walk(q, score, k - have))).rowcount
+            if have >= k:
+                return
+
+    def _smart_counts(self, q: TieredQuery, left: int) -> dict[int, int]:
+        """Smart-tier counts (tier 1 in ``temp.search_scored``), exact while their sum is
+        at most ``left``, else lower bounds that pass it."""
+        if left < 0:
+            return {}
+        smart = int(self._scalar(to_sql_smart_count(q, left + 1)))
+        if smart == 0 or len(q.terms) == 1:  # one term: every smart hit is in tier 2
+            return {2: smart}
+        rows = [int(self._scalar(to_sql_smart_rows(q, i, self.class_fill_max)))
+                for i in range(len(q.terms))]  # fmt: skip
+        rarest = rows.index(min(rows))
+        n2 = int(self._scalar(to_sql_smart_count(q, smart, every_from=rarest)))
+        return {2: n2, 3: smart - n2}
+
+    def _search(self, q: TieredQuery) -> tuple[dict[int, int], list[Any], list[Any]]:
+        """Tier counts (exact up to the cap), page rows and facet rows; runs inside a read
+        transaction. Only the top K = max(offset + limit, facet_sample) hits are needed."""
+        cap = q.profile.track_total_hits
+        k = max(q.offset + q.limit, q.profile.facet_sample)
+        bound = max(cap, k)
+        n1 = int(self._scalar(to_sql_tier1_count(q, bound + 1)))
+        classes = tier1_classes(q) if n1 > bound else None
+        counts: dict[int, int]
+        if classes is not None:  # tier 1 alone fills the page, the sample and the cap
+            self._run([SqlQuery("DELETE FROM temp.search_scored", {})])
+            self._tier1_top(q, classes, k)
+            counts = {1: n1}
+        else:
+            self._run(to_sql_tier1(q))
+            n1 = int(self._scalar(SqlQuery("SELECT count(*) FROM temp.search_scored", {})))
+            if n1 < k:  # the smart tiers are on the page or in the sample: score them all
+                self._run(to_sql_smart(q))
+                row = self._conn.execute(*_args(to_sql_tier_counts(q, cap + 1))).fetchone()
+                counts = {1: int(row[0]), 2: int(row[1]), 3: int(row[2])}
+            else:  # only count them, as far as the cap
+                counts = {1: n1, **self._smart_counts(q, cap - n1)}
+        self._page(q, to_sql_prune(q), k - 1, fetch=False)
+        rows = self._page(q, to_sql(q), q.offset + q.limit - 1)
+        facets = self._page(q, to_sql_facets(q), q.profile.facet_sample - 1)
+        return counts, rows, facets
+
+    def _page(self, q: TieredQuery, step: SqlQuery, last: int, fetch: bool = True) -> list[Any]:
+        """Rows of ``step`` with ``:threshold`` set to the score of hit number ``last``."""
+        score = self._scalar(to_sql_threshold(q, last))
+        params = {**step.params, "threshold": 0.0 if score is None else float(score)}
+        cursor = self._conn.execute(step.sql, params)
+        return cursor.fetchall() if fetch else []
 
     def search(self, query: TieredQuery) -> SearchResult:
         c = self._conn
@@ -219,7 +255,7 @@ class EmbeddedBackend:
             # One read transaction: every step sees the same snapshot; only temp is written.
             c.execute("BEGIN")
             try:
-                rows, counts = self._search(query)
+                counts, rows, facets = self._search(query)
             finally:
                 c.execute("COMMIT")
         except sqlite3.Error as e:
@@ -229,11 +265,12 @@ class EmbeddedBackend:
             explained = evaluate(source_to_document(json.loads(doc_json)), query)
             why = explained.why if explained is not None else Why()
             hits.append(Hit(asset_id, int(tier), float(score), why))
-        tiers = {int(name): n for kind, name, n in counts if kind == "tier"}
+        total, relation, tiers = capped_counts(counts, query.profile.track_total_hits)
         return SearchResult(
             hits=tuple(hits),
-            total=sum(tiers.values()),
+            total=total,
             tiers=tiers,
-            smart_tag_facets=tuple(FacetCount(t, n) for k, t, n in counts if k == "smart"),
-            manual_tag_facets=tuple(FacetCount(t, n) for k, t, n in counts if k == "manual"),
+            smart_tag_facets=tuple(FacetCount(t, n) for k, t, n in facets if k == "smart"),
+            manual_tag_facets=tuple(FacetCount(t, n) for k, t, n in facets if k == "manual"),
+            total_relation=relation,
         )

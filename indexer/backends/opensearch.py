@@ -7,8 +7,9 @@ old index, so searches never see a half-built index. Bulk writes retry throttlin
 (429), server errors (5xx), timeouts and connection errors with exponential backoff,
 and report every document that still fails, with the reason, in ``BulkResult.failed``.
 
-Queries are rendered by :func:`ranking.dsl.to_dsl`; the tier of a hit comes from its
-score (:func:`ranking.explain.tier_of`) and its ``why`` from
+Queries are rendered by :func:`ranking.dsl.to_dsl` and, for the facets,
+:func:`ranking.dsl.to_dsl_facet_sample` (two searches, each retried); the tier of
+a hit comes from its score (:func:`ranking.explain.tier_of`) and its ``why`` from
 :func:`ranking.explain.evaluate` on the stored document.
 """
 
@@ -30,10 +31,16 @@ from typing import Any, TypeVar
 from indexer.errors import BackendError
 from ranking.backend import BulkResult
 from ranking.document import SearchDocument
-from ranking.dsl import document_to_source, source_to_document, to_dsl
+from ranking.dsl import (
+    document_to_source,
+    sample_facets,
+    source_to_document,
+    to_dsl,
+    to_dsl_facet_sample,
+)
 from ranking.explain import evaluate, tier_of
 from ranking.query import TieredQuery
-from ranking.results import FacetCount, Hit, SearchResult, Why
+from ranking.results import FacetCount, Hit, SearchResult, Why, capped_counts
 
 __all__ = [
     "DEFAULT_ALIAS",
@@ -367,11 +374,15 @@ class OpenSearchBackend:
         return int(resp["count"])
 
     def search(self, query: TieredQuery) -> SearchResult:
-        resp = self._call(
-            f"searching {self.alias!r}", self.client.search, index=self.alias, body=to_dsl(query)
-        )
+        """The page, tier counts and total (capped, :func:`ranking.results.capped_counts`)
+        and the facets of the top ``facet_sample`` hits (a second search)."""
+        main, sample = (
+            self._call(f"searching {self.alias!r}", self.client.search, index=self.alias,
+                       body=body)
+            for body in (to_dsl(query), to_dsl_facet_sample(query))
+        )  # fmt: skip
         hits = []
-        for h in resp["hits"]["hits"]:
+        for h in main["hits"]["hits"]:
             score = h.get("_score")
             if score is None:
                 score = h["sort"][0]
@@ -385,24 +396,18 @@ class OpenSearchBackend:
                     why=explained.why if explained else Why(),
                 )
             )
-        total = resp["hits"]["total"]
-        aggs = resp.get("aggregations", {})
-        buckets = aggs.get("tiers", {}).get("buckets", {})
-        smart = aggs.get("smart_tags", {}).get("above_floor", {}).get("tags", {})
-        manual = aggs.get("manual_tags", {})
+        buckets = main.get("aggregations", {}).get("tiers", {}).get("buckets", {})
+        exact = {k: int(buckets.get(str(k), {}).get("doc_count", 0)) for k in (1, 2, 3)}
+        total, relation, tiers = capped_counts(exact, query.profile.track_total_hits)
+        smart, manual = sample_facets((h.get("_source") or {} for h in sample["hits"]["hits"]),
+                                      query)  # fmt: skip
         return SearchResult(
             hits=tuple(hits),
-            total=int(total["value"] if isinstance(total, Mapping) else total),
-            tiers={
-                k: n for k in (1, 2, 3) if (n := int(buckets.get(str(k), {}).get("doc_count", 0)))
-            },
-            smart_tag_facets=tuple(
-                FacetCount(str(b["key"]), int(b.get("assets", b)["doc_count"]))
-                for b in smart.get("buckets", [])
-            ),
-            manual_tag_facets=tuple(
-                FacetCount(str(b["key"]), int(b["doc_count"])) for b in manual.get("buckets", [])
-            ),
+            total=total,
+            tiers=tiers,
+            smart_tag_facets=tuple(FacetCount(t, n) for t, n in smart),
+            manual_tag_facets=tuple(FacetCount(t, n) for t, n in manual),
+            total_relation=relation,
         )
 
     def close(self) -> None:

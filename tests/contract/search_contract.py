@@ -82,6 +82,7 @@ class SearchBackendContract:
             ("/d", 3),
         ]
         assert result.total == 4 and result.tiers == {1: 1, 2: 1, 3: 2}
+        assert result.total_relation == "eq"
         b = result.hits[1]
         assert sorted((t.tag, t.confidence) for t in b.why.tags) == [
             ("activity:running", 0.8),
@@ -260,3 +261,45 @@ class SearchBackendContract:
         self._load(backend, TIER_EXAMPLE)
         result = backend.search(query("zebra"))
         assert (result.hits, result.total, result.tiers) == ((), 0, {})
+        assert result.total_relation == "eq"
+
+    def test_totals_are_exact_up_to_the_cap(self, backend: SearchBackend) -> None:
+        docs = [doc(f"/t1/{i:02d}", title="boot") for i in range(6)]
+        docs += [doc(f"/t2/{i:02d}", smart_tags=[smart("x:boot", 0.5 + i / 100)]) for i in range(4)]
+        self._load(backend, docs)
+
+        def result(cap: int, sample: int = 1) -> tuple[int, str, dict[int, int]]:
+            p = RankingProfile(languages=("en", "de"), track_total_hits=cap, facet_sample=sample)
+            r = backend.search(query("boot", profile=p, limit=3))
+            return r.total, r.total_relation, r.tiers
+
+        assert result(10_000, 1_000) == (10, "eq", {1: 6, 2: 4})
+        assert result(10) == (10, "eq", {1: 6, 2: 4})  # exactly at the cap: still exact
+        assert result(8) == (8, "gte", {1: 6, 2: 2})  # the first 8 hits, in hit order
+        assert result(6) == (6, "gte", {1: 6})
+        assert result(2) == (2, "gte", {1: 2})
+        p = RankingProfile(languages=("en", "de"), track_total_hits=2, facet_sample=2)
+        page = backend.search(query("boot", profile=p, offset=5, limit=3))
+        assert [h.asset_id for h in page.hits] == ["/t1/05", "/t2/03", "/t2/02"]  # past the cap
+
+    def test_facets_count_the_top_hits(self, backend: SearchBackend) -> None:
+        docs = [
+            doc("/d", title="boot", smart_tags=[smart("x:red", 0.9)]),
+            doc("/b", title="boot", smart_tags=[smart("x:blue", 0.9)]),
+            doc("/c", title="boot", smart_tags=[smart("x:blue", 0.9)]),
+            doc("/a", description="boot", smart_tags=[smart("x:red", 0.9)]),
+            doc("/e", smart_tags=[smart("x:boot", 0.9)], manual_tags=[manual("m:x", {"en": "x"})]),
+        ]
+        self._load(backend, docs)
+        for sample, smart_facets in (
+            (1, [("x:blue", 1)]),  # /b, /c and /d tie on score: asset id decides
+            (3, [("x:blue", 2), ("x:red", 1)]),
+            (4, [("x:blue", 2), ("x:red", 2)]),
+            (5, [("x:blue", 2), ("x:red", 2), ("x:boot", 1)]),
+        ):
+            p = RankingProfile(languages=("en", "de"), facet_sample=sample)
+            r = backend.search(query("boot", profile=p, limit=1))
+            assert [(f.tag, f.count) for f in r.smart_tag_facets] == smart_facets, sample
+            assert [(f.tag, f.count) for f in r.manual_tag_facets] == (
+                [("m:x", 1)] if sample == 5 else []
+            )

@@ -1,8 +1,68 @@
--- scoring 0
+-- tier1_count
+SELECT count(*) FROM (SELECT search_meta.rowid FROM search_meta WHERE search_meta MATCH :expr LIMIT :limit)
+-- params
+{
+ "expr": "\"shoe\"",
+ "floor": 0.3,
+ "limit": 10001
+}
+-- class 0 count
+SELECT count(*) FROM (SELECT search_meta.rowid FROM search_meta WHERE search_meta MATCH :expr LIMIT :limit)
+-- params
+{
+ "expr": "{title} : \"shoe\"",
+ "floor": 0.3,
+ "limit": 16385
+}
+-- class 1 count
+SELECT count(*) FROM (SELECT search_meta.rowid FROM search_meta WHERE search_meta MATCH :expr LIMIT :limit)
+-- params
+{
+ "expr": "({keywords manual_tags} : \"shoe\" NOT {title} : \"shoe\")",
+ "floor": 0.3,
+ "limit": 16385
+}
+-- class 2 count
+SELECT count(*) FROM (SELECT search_meta.rowid FROM search_meta WHERE search_meta MATCH :expr LIMIT :limit)
+-- params
+{
+ "expr": "({description} : \"shoe\" NOT {title keywords manual_tags} : \"shoe\")",
+ "floor": 0.3,
+ "limit": 16385
+}
+-- class 0 fill
+INSERT INTO temp.search_scored(key, tier, mask, within, n)
+SELECT search_meta.rowid, 1, 0, :within, 1 FROM search_meta WHERE search_meta MATCH :expr
+-- params
+{
+ "expr": "{title} : \"shoe\"",
+ "floor": 0.3,
+ "within": 4.0
+}
+-- class 0 walk
+INSERT INTO temp.search_scored(key, tier, mask, within, n)
+SELECT d.key, 1, 0, :within, 1
+FROM search_docs d INDEXED BY sqlite_autoindex_search_docs_1
+CROSS JOIN search_meta_content c ON c.id = d.key
+WHERE max(CASE WHEN instr(' ' || c.c0 || ' ', :s0_0) THEN :w0 ELSE -1.0 END, CASE WHEN instr(' ' || c.c1 || ' ', :s0_0) THEN :w1 ELSE -1.0 END, CASE WHEN instr(' ' || c.c2 || ' ', :s0_0) THEN :w2 ELSE -1.0 END, CASE WHEN instr(' ' || c.c3 || ' ', :s0_0) THEN :w3 ELSE -1.0 END) >= 0
+    AND abs(max(CASE WHEN instr(' ' || c.c0 || ' ', :s0_0) THEN :w0 ELSE -1.0 END, CASE WHEN instr(' ' || c.c1 || ' ', :s0_0) THEN :w1 ELSE -1.0 END, CASE WHEN instr(' ' || c.c2 || ' ', :s0_0) THEN :w2 ELSE -1.0 END, CASE WHEN instr(' ' || c.c3 || ' ', :s0_0) THEN :w3 ELSE -1.0 END) - :within) < 1e-9
+ORDER BY d.asset_id LIMIT :need
+-- params
+{
+ "floor": 0.3,
+ "need": 1000,
+ "s0_0": " shoe ",
+ "w0": 4.0,
+ "w1": 1.0,
+ "w2": 3.0,
+ "w3": 3.0,
+ "within": 4.0
+}
+-- tier1 0
 DELETE FROM temp.search_scored
 -- params
 {}
--- scoring 1
+-- tier1 1
 INSERT INTO temp.search_scored(key, tier, mask, within, n)
 SELECT key, 1, 0, weight, 1 FROM (
     SELECT rowid AS key, :w_title AS weight FROM search_meta WHERE search_meta MATCH :m0_0
@@ -20,7 +80,7 @@ ON CONFLICT(key) DO UPDATE SET within = within + excluded.within
  "w_keywords": 3.0,
  "w_title": 4.0
 }
--- scoring 2
+-- smart 0
 WITH q(qi, term) AS (VALUES (0, :t0_0)),
 tags(tag, mask) AS (
     SELECT t.tag, sum(DISTINCT 1 << q.qi) FROM q JOIN search_tag_terms t ON t.term = q.term
@@ -40,93 +100,72 @@ ON CONFLICT(key) DO UPDATE SET mask = mask | excluded.mask, within = within + ex
  "promotion": 1.5,
  "t0_0": "shoe"
 }
--- facets 0
-DELETE FROM temp.search_facets
--- params
-{}
--- facets 1
-INSERT INTO temp.search_facets(kind, tag, n)
-SELECT 'smart', s.tag, 1 FROM temp.search_scored r
-CROSS JOIN search_smart s ON s.key = r.key AND s.confidence >= :floor
-WHERE true
-ON CONFLICT(kind, tag) DO UPDATE SET n = n + 1
--- params
-{
- "floor": 0.3
-}
--- facets 2
-INSERT INTO temp.search_facets(kind, tag, n)
-SELECT 'manual', m.tag, 1 FROM temp.search_scored r
-CROSS JOIN search_manual m ON m.key = r.key
-WHERE true
-ON CONFLICT(kind, tag) DO UPDATE SET n = n + 1
--- params
-{}
--- facets_all 0
-DELETE FROM temp.search_facets_all WHERE floor = :floor
--- params
-{
- "floor": 0.3
-}
--- facets_all 1
-INSERT INTO temp.search_facets_all(floor, kind, tag, n)
-SELECT :floor, 'smart', tag, count(*) FROM search_smart INDEXED BY search_smart_by_tag_conf
-WHERE confidence >= :floor GROUP BY tag
--- params
-{
- "floor": 0.3
-}
--- facets_all 2
-INSERT INTO temp.search_facets_all(floor, kind, tag, n)
-SELECT :floor, 'manual', tag, count(*) FROM search_manual INDEXED BY search_manual_by_tag
-GROUP BY tag
--- params
-{
- "floor": 0.3
-}
--- facets_complement 0
-DELETE FROM temp.search_facets
--- params
-{}
--- facets_complement 1
-INSERT INTO temp.search_facets(kind, tag, n)
-SELECT kind, tag, n FROM temp.search_facets_all WHERE floor = :floor
--- params
-{
- "floor": 0.3
-}
--- facets_complement 2
-INSERT INTO temp.search_facets(kind, tag, n)
-SELECT 'smart', s.tag, 0 FROM search_docs d INDEXED BY search_docs_narrow
-CROSS JOIN search_smart s ON s.key = d.key AND s.confidence >= :floor
-WHERE NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = d.key)
-ON CONFLICT(kind, tag) DO UPDATE SET n = n - 1
--- params
-{
- "floor": 0.3
-}
--- facets_complement 3
-INSERT INTO temp.search_facets(kind, tag, n)
-SELECT 'manual', m.tag, 0 FROM search_docs d INDEXED BY search_docs_narrow
-CROSS JOIN search_manual m ON m.key = d.key
-WHERE NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = d.key)
-ON CONFLICT(kind, tag) DO UPDATE SET n = n - 1
--- params
-{}
--- threshold
-WITH kth(score) AS MATERIALIZED (
-    SELECT (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) AS score FROM temp.search_scored ORDER BY score DESC LIMIT 1 OFFSET :last
-)
-SELECT (SELECT score FROM kth), CAST(total((CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) > (SELECT score FROM kth)) AS INTEGER),
-       CAST(total((CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) = (SELECT score FROM kth)) AS INTEGER)
-FROM temp.search_scored
+-- tier_counts
+SELECT (SELECT count(*) FROM (SELECT 1 FROM temp.search_scored WHERE tier = 1 LIMIT :limit)), (SELECT count(*) FROM (SELECT 1 FROM temp.search_scored WHERE tier <> 1 AND mask = :full LIMIT :limit)), (SELECT count(*) FROM (SELECT 1 FROM temp.search_scored WHERE tier <> 1 AND mask <> :full LIMIT :limit))
 -- params
 {
  "b1": 3000.0,
  "b2": 2000.0,
  "b3": 1000.0,
  "full": 1,
- "last": 19
+ "limit": 10001
+}
+-- smart_rows
+SELECT count(*) FROM (
+    SELECT 1 FROM search_smart s INDEXED BY search_smart_by_tag_conf
+    WHERE s.tag IN (SELECT tag FROM search_tag_terms WHERE term IN (:t0_0)) AND s.confidence >= :floor LIMIT :limit)
+-- params
+{
+ "floor": 0.3,
+ "limit": 16384,
+ "t0_0": "shoe"
+}
+-- smart_count
+SELECT count(*) FROM (
+    SELECT DISTINCT h.key FROM search_smart h INDEXED BY search_smart_by_tag_conf
+    WHERE h.tag IN (SELECT tag FROM search_tag_terms WHERE term IN (:t0_0)) AND h.confidence >= :floor
+        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = h.key)
+    LIMIT :limit
+)
+-- params
+{
+ "floor": 0.3,
+ "limit": 5000,
+ "t0_0": "shoe"
+}
+-- smart_count tier 2
+SELECT count(*) FROM (
+    SELECT DISTINCT h.key FROM search_smart h INDEXED BY search_smart_by_tag_conf
+    WHERE h.tag IN (SELECT tag FROM search_tag_terms WHERE term IN (:t0_0)) AND h.confidence >= :floor
+        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = h.key)
+    LIMIT :limit
+)
+-- params
+{
+ "floor": 0.3,
+ "limit": 100,
+ "t0_0": "shoe"
+}
+-- threshold
+SELECT (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) AS score FROM temp.search_scored
+ORDER BY score DESC LIMIT 1 OFFSET :last
+-- params
+{
+ "b1": 3000.0,
+ "b2": 2000.0,
+ "b3": 1000.0,
+ "full": 1,
+ "last": 999
+}
+-- prune
+DELETE FROM temp.search_scored WHERE (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) < :threshold
+-- params
+{
+ "b1": 3000.0,
+ "b2": 2000.0,
+ "b3": 1000.0,
+ "full": 1,
+ "threshold": 0.0
 }
 -- page
 SELECT p.asset_id, p.tier, p.score, d.doc
@@ -149,58 +188,33 @@ ORDER BY p.score DESC, p.asset_id ASC
  "offset": 0,
  "threshold": 0.0
 }
--- ties
-SELECT p.asset_id, p.tier, p.score, d.doc
-FROM (
-    SELECT * FROM (
-        SELECT sc.key, d.asset_id, CASE WHEN tier = 1 THEN 1 WHEN mask = :full THEN 2 ELSE 3 END AS tier, (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) AS score
-        FROM temp.search_scored sc CROSS JOIN search_docs d INDEXED BY search_docs_narrow
-            ON d.key = sc.key
-        WHERE (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) > :threshold)
-    UNION ALL
-    SELECT * FROM (
-        SELECT sc.key, d.asset_id, CASE WHEN tier = 1 THEN 1 WHEN mask = :full THEN 2 ELSE 3 END AS tier, (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) AS score
-        FROM search_docs d CROSS JOIN temp.search_scored sc ON sc.key = d.key
-        WHERE (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) = :threshold
-        ORDER BY d.asset_id LIMIT :need)
-    ORDER BY score DESC, asset_id ASC
-    LIMIT :limit OFFSET :offset
-) p JOIN search_docs d ON d.key = p.key
-ORDER BY p.score DESC, p.asset_id ASC
--- params
-{
- "b1": 3000.0,
- "b2": 2000.0,
- "b3": 1000.0,
- "full": 1,
- "limit": 20,
- "need": 5,
- "offset": 0,
- "threshold": 3004.0
-}
--- summary
-WITH counts(n1, n2, n3) AS MATERIALIZED (
-    SELECT total(tier = 1), total(tier <> 1 AND mask = :full), total(tier <> 1 AND mask <> :full)
-    FROM temp.search_scored
+-- facets
+WITH top(key) AS MATERIALIZED (
+    SELECT key FROM (
+    SELECT sc.key, d.asset_id, CASE WHEN tier = 1 THEN 1 WHEN mask = :full THEN 2 ELSE 3 END AS tier, (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) AS score
+    FROM temp.search_scored sc CROSS JOIN search_docs d INDEXED BY search_docs_narrow
+        ON d.key = sc.key
+    WHERE (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) >= :threshold
+    ORDER BY score DESC, d.asset_id ASC
+    LIMIT :sample)
 )
-SELECT 'tier', '1', CAST(n1 AS INTEGER) FROM counts WHERE n1 > 0
-UNION ALL
-SELECT 'tier', '2', CAST(n2 AS INTEGER) FROM counts WHERE n2 > 0
-UNION ALL
-SELECT 'tier', '3', CAST(n3 AS INTEGER) FROM counts WHERE n3 > 0
+SELECT * FROM (
+    SELECT 'smart', s.tag, count(*) AS n FROM top
+    CROSS JOIN search_smart s ON s.key = top.key AND s.confidence >= :floor
+    GROUP BY s.tag ORDER BY n DESC, s.tag LIMIT :facet_size)
 UNION ALL
 SELECT * FROM (
-    SELECT 'smart', tag, n FROM temp.search_facets WHERE kind = 'smart' AND n > 0
-    ORDER BY n DESC, tag LIMIT :facet_size)
-UNION ALL
-SELECT * FROM (
-    SELECT 'manual', tag, n FROM temp.search_facets WHERE kind = 'manual' AND n > 0
-    ORDER BY n DESC, tag LIMIT :facet_size)
+    SELECT 'manual', m.tag, count(*) AS n FROM top
+    CROSS JOIN search_manual m ON m.key = top.key
+    GROUP BY m.tag ORDER BY n DESC, m.tag LIMIT :facet_size)
 -- params
 {
  "b1": 3000.0,
  "b2": 2000.0,
  "b3": 1000.0,
  "facet_size": 10,
- "full": 1
+ "floor": 0.3,
+ "full": 1,
+ "sample": 1000,
+ "threshold": 0.0
 }
