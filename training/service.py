@@ -18,6 +18,7 @@ import numpy as np
 
 from indexer.catalog import Catalog
 from indexer.colour import COLOUR_LABEL
+from indexer.errors import UnknownAssetError
 
 from . import features as feats
 from .classifier import LinearClassifier, fit
@@ -135,12 +136,13 @@ class TagModels:
                     f"folder {ref!r} holds no ingested images; ingest it first with "
                     "`smarttags ingest DIR`"
                 )
-            keys = self.catalog.asset_keys([ref, "/" + ref.lstrip("/")])
-            if keys:
-                out.append(next(iter(keys)))
-                continue
-            by_source = self.catalog.ids_under(os.path.abspath(ref), by_source=True)
-            out.append(by_source[0] if len(by_source) == 1 else ref)
+            try:
+                out.append(self.catalog.get_asset(ref).id)
+            except UnknownAssetError:
+                try:
+                    out.append(self.catalog.get_asset(os.path.abspath(ref)).id)
+                except UnknownAssetError:
+                    out.append(ref)  # reported by the checks as not ingested
         return out
 
     def add_examples(self, name: str, tag: str, refs: Sequence[str]) -> int:
