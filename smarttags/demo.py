@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 import click
+import yaml
+
+from training.report import render_table
+from training.spec import load_spec
 
 from .clikit import App, pass_app
 from .service import SmartTags
@@ -22,6 +26,10 @@ GERMAN = {
 }  # fmt: skip
 #: Photos per garment type that the demo's "librarian" tagged by hand.
 HAND_TAGGED = 10
+#: The demo's tag model: these garment types, this many example photos each.
+MODEL_TYPES = ("Dress", "Hat", "Hoodie", "Pants", "Shoes", "T-Shirt")
+MODEL_EXAMPLES = 30
+MODEL_NAME = "garment-type"
 
 
 def read_labels(dataset: Path) -> dict[str, str]:
@@ -65,6 +73,67 @@ def write_demo_files(labels: dict[str, str], out: Path) -> tuple[Path, Path, Pat
         for t in ("Shoes", "Dress", "Hat", "Pants", "Hoodie"):
             w.writerows([t.lower(), f"{PREFIX}/{file}", 1] for file in by_type.get(t, []))
     return taxonomy, sidecar, judgments
+
+
+def write_model_spec(labels: dict[str, str], out: Path) -> Path:
+    """A tag model file: MODEL_EXAMPLES photos of each of MODEL_TYPES (after the
+    hand-tagged ones, so the model learns from photos search cannot find yet)."""
+    by_type: dict[str, list[str]] = {}
+    for file, label in sorted(labels.items()):
+        by_type.setdefault(label, []).append(file)
+    spec = {
+        "name": MODEL_NAME,
+        "title": "Garment type",
+        "description": "What kind of garment the photo shows",
+        "tags": {
+            tag_id(t): [
+                f"{PREFIX}/{f}" for f in by_type[t][HAND_TAGGED : HAND_TAGGED + MODEL_EXAMPLES]
+            ]
+            for t in MODEL_TYPES
+            if t in by_type
+        },
+    }
+    path = out / f"{MODEL_NAME}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _train(svc: SmartTags, spec: Path, labels: dict[str, str]) -> None:
+    tm = svc.tag_models
+    if MODEL_NAME not in tm.store.names():
+        tm.create(load_spec(spec))
+    outcome = tm.train(MODEL_NAME, activate=True)
+    click.echo(render_table(outcome.report, style=sys.stdout.isatty()))
+    examples = {a for ids in tm.store.get(MODEL_NAME).tags.values() for a in ids}
+    keys, tag_index, _ = tm.predict_catalog(MODEL_NAME, outcome.version)
+    ids = tm.ids_for_keys(keys.tolist())
+    tags = tm.classifier(MODEL_NAME, outcome.version).tags
+    right = given = others = 0
+    taken: dict[tuple[str, str], int] = {}
+    for key, t in zip(keys.tolist(), tag_index.tolist(), strict=True):
+        asset = ids[key]
+        if asset in examples:
+            continue
+        label = labels.get(asset.removeprefix(PREFIX + "/"), "")
+        if label not in MODEL_TYPES:
+            others += 1
+            if t >= 0:
+                pair = (label, tags[t].rsplit("/", 1)[-1])
+                taken[pair] = taken.get(pair, 0) + 1
+            continue
+        if t >= 0:
+            given += 1
+            right += tags[t] == tag_id(label)
+    in_model = len(keys) - len(examples) - others
+    click.echo(
+        f"   dry run over the other photos: {given} of {in_model} photos of the "
+        f"{len(MODEL_TYPES)} types get a tag, {right} of them right ({right / max(given, 1):.1%})"
+    )
+    top = sorted(taken.items(), key=lambda kv: -kv[1])[:3]
+    click.echo(
+        f"   {sum(taken.values())} of {others} photos of other garment types get the nearest "
+        f"tag of the model (most: {', '.join(f'{n} {a} as {b}' for (a, b), n in top)})"
+    )
 
 
 def _similar(svc: SmartTags, labels: dict[str, str], examples: int) -> None:
@@ -147,8 +216,15 @@ def register(cli: click.Group) -> None:
             f"4. Three-tier search ({svc.settings.backend} backend) and evaluation", bold=True
         )
         _search(svc, judgments)
+        spec = write_model_spec(labels, svc.settings.home / "demo")
+        click.secho(
+            f"5. Tag model {MODEL_NAME!r}: {len(MODEL_TYPES)} garment types x "
+            f"{MODEL_EXAMPLES} examples ({spec})",
+            bold=True,
+        )
+        _train(svc, spec, labels)
         click.echo(
             "Next: `smarttags search shoes --explain`, `smarttags similar "
             f"{PREFIX}/images/<file>`, `smarttags eval --judgments "
-            f"{judgments}`."
+            f"{judgments}`, `smarttags models report {MODEL_NAME} --format xlsx`."
         )

@@ -380,7 +380,7 @@ class TagModels:
         else:
             old_names = [None] * len(keys)
         new_names = [new_tags[i] if i >= 0 else None for i in new.tolist()]
-        ids = self._ids(keys.tolist())
+        ids = self.ids_for_keys(keys.tolist())
         gained: dict[str, list[str]] = {}
         lost: dict[str, list[str]] = {}
         changed = 0
@@ -411,7 +411,8 @@ class TagModels:
             ),
         )
 
-    def _ids(self, keys: list[int]) -> dict[int, str]:
+    def ids_for_keys(self, keys: list[int]) -> dict[int, str]:
+        """Asset key -> asset id."""
         out: dict[int, str] = {}
         conn = self.catalog.connection
         for i in range(0, len(keys), 500):
