@@ -212,6 +212,19 @@ def register(cli: click.Group) -> None:
 
     @models.command()
     @click.argument("name")
+    @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+    @pass_app
+    def delete(app: App, name: str, yes: bool) -> None:
+        """Delete model NAME with its examples and versions."""
+        tm = app.service().tag_models
+        versions = len(tm.versions(name))
+        if not yes:
+            click.confirm(f"delete tag model {name!r} and its {versions} version(s)?", abort=True)
+        tm.store.delete(name)
+        click.echo(f"deleted tag model {name!r}")
+
+    @models.command()
+    @click.argument("name")
     @json_option
     @pass_app
     def check(app: App, name: str, as_json: bool) -> None:

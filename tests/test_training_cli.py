@@ -123,6 +123,9 @@ def test_create_from_flags_and_the_errors_a_user_sees(
     assert "image /photos/red/00.jpg is an example of both" in two
     run("models", "remove-examples", "reds", "colour:green", "/photos/red/00.jpg")
     run("models", "check", "reds")  # only warnings now: exit code 0
+    run("models", "remove-examples", "reds", "colour:green", "--all")
+    assert list(_json(run("models", "show", "reds", "--json"))["tags"]) == ["colour:red"]
+    run("models", "remove-examples", "reds", "colour:green", "--all", code=1)
 
     assert "no tag model 'blues'" in run("models", "train", "blues", code=1).output
     bad = run("models", "create", "--title", "X", "--example", "colour:red", code=2).output
@@ -132,6 +135,9 @@ def test_create_from_flags_and_the_errors_a_user_sees(
         "models", "create", "--title", "Y", "--example", "colour:blue=/photos/none/", code=1
     ).output
     assert "folder '/photos/none/' holds no ingested images" in missing
+    assert "Aborted" in run("models", "delete", "reds", code=1).output  # no confirmation
+    run("models", "delete", "reds", "--yes")
+    assert _json(run("models", "list", "--json")) == []
 
 
 def test_ingest_backfills_colour_statistics_without_re_embedding(
