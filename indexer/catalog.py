@@ -122,6 +122,13 @@ class Catalog:
     def close(self) -> None:
         self._conn.close()
 
+    def ensure_tables(self, schema: str) -> None:
+        """Run ``CREATE ... IF NOT EXISTS`` statements (``;``-separated) without
+        committing a transaction the caller may have open (unlike ``executescript``)."""
+        for statement in schema.split(";"):
+            if statement.strip():
+                self._conn.execute(statement)
+
     @property
     def connection(self) -> sqlite3.Connection:
         """The SQLite connection, for packages that keep their own tables in the catalog

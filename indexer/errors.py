@@ -41,3 +41,7 @@ class UnknownAssetError(IndexerError):
 
 class BackendError(IndexerError):
     """A search backend could not be reached, written or queried."""
+
+
+class BusyError(CatalogError):
+    """Another process holds the data directory's lock for this kind of run."""

@@ -26,6 +26,7 @@ from .errors import EmbedderError, ImageError
 from .images import decode
 from .metadata import read_embedded
 from .models import AssetError, FileFacts, Metadata
+from .outbox import Outbox
 from .parallel import ordered_map
 from .scan import Candidate, ScanProblem, walk
 
@@ -42,7 +43,10 @@ class IngestReport:
     embedded: int = 0
     failed: list[AssetError] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # ids added, modified or updated
+    seen: list[str] = field(default_factory=list)  # every id found under the roots
     seconds: float = 0.0
+    tagging: dict[str, Any] | None = None  # the tagging cycle's report, when one ran
+    sync: dict[str, Any] | None = None  # the search sync's report
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +58,8 @@ class IngestReport:
             "embedded": self.embedded,
             "failed": len(self.failed),
             "seconds": round(self.seconds, 3),
+            **({"tagging": self.tagging} if self.tagging is not None else {}),
+            **({"sync": self.sync} if self.sync is not None else {}),
             "errors": [
                 {
                     "asset": e.asset_id,
@@ -86,11 +92,16 @@ class Ingester:
     """Runs ingest over roots into one catalog with (optionally) one embedder."""
 
     def __init__(
-        self, catalog: Catalog, embedder: ImageEmbedder | None, options: IngestOptions
+        self,
+        catalog: Catalog,
+        embedder: ImageEmbedder | None,
+        options: IngestOptions,
+        outbox: Outbox | None = None,
     ) -> None:
         self.catalog = catalog
         self.embedder = embedder
         self.options = options
+        self.outbox = outbox  # changed assets are queued for search in the same transaction
 
     def run(
         self,
@@ -118,6 +129,7 @@ class Ingester:
                     )
                     continue
                 report.found += 1
+                report.seen.append(found.asset_id)
                 meta = _sidecar_entry(sidecar, found)
                 if meta is None and self._is_current(found):
                     report.unchanged += 1
@@ -250,14 +262,18 @@ class Ingester:
                     raise
         with self.catalog.transaction():
             keys: dict[str, int] = {}
+            changed: list[str] = []
             for cand, dec in ok:
                 meta = (_sidecar_entry(sidecar, cand) or Metadata()).merged_over(dec.facts.metadata)
                 key, change = self.catalog.upsert_asset(cand.asset_id, dec.facts, meta)
                 keys[cand.asset_id] = key
                 _count(report, change)
                 if change is not Change.UNCHANGED:
-                    report.changed.append(cand.asset_id)
+                    changed.append(cand.asset_id)
                 self.catalog.clear_error(cand.source)
+            if self.outbox is not None:
+                self.outbox.enqueue(changed)
+            report.changed.extend(changed)
             if vectors is not None and self.embedder is not None:
                 self.catalog.put_embeddings(
                     self.embedder.name,

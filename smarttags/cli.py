@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from . import commands, demo, model_commands, search_commands
+from . import commands, demo, model_commands, search_commands, tag_commands
 from .clikit import App, SmartTagsGroup
 
 
@@ -34,6 +34,7 @@ def cli(ctx: click.Context, home: Path | None) -> None:
 commands.register(cli)
 search_commands.register(cli)
 model_commands.register(cli)
+tag_commands.register(cli)
 demo.register(cli)
 
 

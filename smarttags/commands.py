@@ -11,6 +11,7 @@ from indexer.ingest import IngestReport
 from indexer.models import Asset
 
 from .clikit import App, emit, json_option, pass_app
+from .tag_commands import print_sync, print_tagging
 
 
 def _print_report(report: IngestReport) -> None:
@@ -44,6 +45,9 @@ def register(cli: click.Group) -> None:
     @click.option(
         "--embed/--no-embed", default=True, show_default=True, help="Compute image embeddings."
     )
+    @click.option(
+        "--tag", "tag", is_flag=True, help="Tag the images with every active tag model too."
+    )
     @json_option
     @pass_app
     def ingest(
@@ -52,6 +56,7 @@ def register(cli: click.Group) -> None:
         prefix: str | None,
         sidecar: Path | None,
         embed: bool,
+        tag: bool,
         as_json: bool,
     ) -> None:
         """Add or update the images under DIRS (folders or files).
@@ -65,11 +70,16 @@ def register(cli: click.Group) -> None:
             sidecar=sidecar,
             embed=embed,
             progress=not as_json and sys.stderr.isatty(),
+            tag=tag,
         )
         if as_json:
             emit(report.as_dict())
-        else:
-            _print_report(report)
+            return
+        _print_report(report)
+        if report.tagging is not None:
+            print_tagging(report.tagging)
+        elif report.sync is not None:
+            print_sync(report.sync)
 
     @cli.group()
     def taxonomy() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -126,18 +127,45 @@ def register(cli: click.Group) -> None:
         click.echo(f"{'queries':<12}" + "".join(f"{results[n].queries:>{width}}" for n in names))
 
     @cli.command()
+    @click.option(
+        "--full",
+        is_flag=True,
+        help="Rebuild the whole index (OpenSearch: a new index, then an atomic "
+        "alias swap); resumes a stopped one.",
+    )
     @backend_option
     @json_option
     @pass_app
-    def reindex(app: App, backend: str | None, as_json: bool) -> None:
-        """Write every catalog asset's search document to the search backend."""
+    def reindex(app: App, full: bool, backend: str | None, as_json: bool) -> None:
+        """Send queued changes to the search backend; --full rebuilds the index.
+
+        The catalog is the source of truth: every change is queued (the outbox) and
+        sent; a backend that was down gets the queue when it is back."""
         app.override(backend=backend)
-        result = app.service().sync_search()
+        result = app.service().reindex(full=full, progress=not as_json and sys.stderr.isatty())
         if as_json:
-            emit({"indexed": result.ok, "failed": [list(f) for f in result.failed]})
-            return
-        click.echo(f"{result.ok} documents indexed, {len(result.failed)} failed")
-        for asset_id, reason in result.failed[:20]:
-            click.echo(f"  ! {asset_id}: {reason}", err=True)
+            emit(
+                {
+                    "indexed": result.sent,
+                    "failed": [list(f) for f in result.failed],
+                    "queued": result.queued,
+                    "full": result.full,
+                    "error": result.error,
+                }
+            )
+        else:
+            kind = "full reindex" if result.full else "sync"
+            resumed = " (resumed)" if result.resumed else ""
+            click.echo(
+                f"{kind}{resumed}: {result.sent} documents indexed, "
+                f"{len(result.failed)} failed, {result.queued} still queued"
+            )
+            for asset_id, reason in result.failed[:20]:
+                click.echo(f"  ! {asset_id}: {reason}", err=True)
+        if result.error:
+            raise click.ClickException(
+                f"the search backend failed: {result.error}; {result.queued} changes stay "
+                "queued (nothing is lost): run `smarttags reindex` when it is back"
+            )
         if result.failed:
             raise click.ClickException(f"{len(result.failed)} documents were not indexed")

@@ -18,18 +18,23 @@ from indexer.errors import BackendError, TaxonomyError, UnknownAssetError
 from indexer.ingest import Ingester, IngestOptions, IngestReport
 from indexer.metadata import load_sidecar
 from indexer.models import Asset, Metadata
+from indexer.outbox import Backlog, Outbox
 from indexer.taxonomy import load_taxonomy
 from indexer.vectors import VectorIndex, VectorStore
 from ranking.analysis import Analyzer
-from ranking.backend import BulkResult, SearchBackend
+from ranking.backend import SearchBackend
 from ranking.document import SearchDocument, SmartTag, TagRef, build_document, tag_terms
 from ranking.errors import ProfileError
 from ranking.evaluation import Metrics, evaluate, load_judgments
 from ranking.profile import RankingProfile, load_profile
 from ranking.query import TieredQuery
 from ranking.results import SearchResult
+from training.moderation import Moderation, SmartTagView
 from training.service import TagModels
+from training.tagging import TaggingCycle, TaggingReport
 
+from .locks import exclusive
+from .search_sync import SearchSync, SyncReport
 from .settings import Settings
 
 
@@ -48,6 +53,7 @@ class SmartTags:
         self._embedder: ImageEmbedder | None = None
         self._backend: SearchBackend | None = None
         self._tag_models: TagModels | None = None
+        self._outbox: Outbox | None = None
         self.vectors = VectorStore(
             settings.vectors_dir, exact_max=settings.exact_search_max, nprobe=settings.ivf_nprobe
         )
@@ -63,6 +69,7 @@ class SmartTags:
             self._backend.close()
             self._backend = None
         self._tag_models = None
+        self._outbox = None
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None
@@ -98,8 +105,10 @@ class SmartTags:
         sidecar: Path | None = None,
         embed: bool = True,
         progress: bool = True,
+        tag: bool = False,
     ) -> IngestReport:
-        """Add or update the images under ``roots``; embed them unless ``embed`` is False."""
+        """Add or update the images under ``roots``; embed them unless ``embed`` is False;
+        with ``tag``, run a tagging cycle over them (``report.tagging``)."""
         entries: dict[str, Metadata] = load_sidecar(sidecar) if sidecar else {}
         tag_ids = {t for m in entries.values() for t in (m.manual_tags or ())}
         unknown = self.catalog.unknown_tags(tag_ids)
@@ -118,13 +127,98 @@ class SmartTags:
                 batch_size=s.batch_size,
                 progress=progress,
             ),
+            outbox=self.outbox,
         )
         report = ingester.run(roots, prefix=prefix, sidecar=entries)
         if embed and report.embedded:
             self.vector_index()  # keep the persisted index in step
-        if report.changed:
-            self.sync_search(report.changed)
+        if tag:
+            ids = list(dict.fromkeys(report.seen))
+            report.tagging = self._tag_keys(ids, periodic=False, progress=progress).as_dict()
+        report.sync = self.sync_pending().as_dict()
         return report
+
+    # -- tagging and moderation ------------------------------------------
+
+    def tag(
+        self,
+        paths: list[str],
+        *,
+        periodic: bool = False,
+        progress: bool = False,
+    ) -> TaggingReport:
+        """Apply every active tag model to the assets under ``paths``: folders or files on
+        disk (ingested first, so new photos are embedded) or DAM paths and prefixes."""
+        ids: list[str] = []
+        embedded = 0
+        for path in paths:
+            if Path(path).exists():
+                report = self.ingest([Path(path)], progress=progress)
+                embedded += report.embedded
+                ids.extend(report.seen)
+                continue
+            under = self.catalog.ids_under(path if path.endswith("/") else path + "/")
+            if not under:
+                under = [self.catalog.get_asset(path).id]  # raises, naming the path
+            ids.extend(under)
+        result = self._tag_keys(ids, periodic=periodic, progress=progress)
+        result.embedded = embedded
+        result.sync = self.sync_pending().as_dict()
+        return result
+
+    def _tag_keys(self, ids: list[str], *, periodic: bool, progress: bool) -> TaggingReport:
+        keys = list(self.catalog.asset_keys(ids).values())
+        with exclusive(self.settings.home, "a tagging run"):
+            cycle = TaggingCycle(self.catalog, self.tag_models, self.outbox)
+            return cycle.run(keys, periodic=periodic, progress=progress)
+
+    @property
+    def moderation(self) -> Moderation:
+        return Moderation(self.catalog, self.outbox)
+
+    def smart_tags(self, asset_ref: str) -> list[SmartTagView]:
+        return self.moderation.smart_tags(asset_ref)[0]
+
+    def remove_smart_tag(self, asset_ref: str, tag_id: str) -> SmartTagView:
+        """Remove a smart tag (remembered: no tagging cycle brings it back); search sees
+        it at once."""
+        removed = self.moderation.remove(asset_ref, tag_id)
+        self.sync_pending()
+        return removed
+
+    def promote_smart_tag(self, asset_ref: str, tag_id: str) -> SmartTagView:
+        """Promote a smart tag: it counts as a manual tag in search from now on."""
+        promoted = self.moderation.promote(asset_ref, tag_id)
+        self.sync_pending()
+        return promoted
+
+    def bulk_remove_smart_tag(
+        self, tag_id: str, query_text: str, *, path: str | None = None, dry_run: bool = True
+    ) -> dict[str, Any]:
+        """Remove ``tag_id`` from every asset matching the search (up to the search
+        window); ``dry_run`` only counts."""
+        matched: list[str] = []
+        offset, window = 0, 10_000
+        while offset < window:
+            page = self.search(query_text, path_prefix=path, offset=offset, limit=200)
+            matched.extend(h.asset_id for h in page.hits)
+            if len(page.hits) < 200:
+                break
+            offset += 200
+        carrying = self.moderation.has(matched, tag_id)
+        removed = 0 if dry_run else self.moderation.remove_many(carrying, tag_id)
+        if removed:
+            self.sync_pending()
+        return {
+            "tag": tag_id,
+            "query": query_text,
+            "matched": len(matched),
+            "capped": offset >= window,
+            "with_tag": len(carrying),
+            "removed": removed,
+            "dry_run": dry_run,
+            "assets": carrying[:20],
+        }
 
     # -- vectors ---------------------------------------------------------
 
@@ -142,6 +236,20 @@ class SmartTags:
     def embedder_name(self) -> str:
         """The label vectors are stored under, without loading the model when it is known."""
         return stored_label(self.settings.embedder) or self.embedder.name
+
+    @property
+    def outbox(self) -> Outbox:
+        """The search outbox of the configured backend (and index)."""
+        if self._outbox is None or self._outbox.catalog is not self.catalog:
+            self._outbox = Outbox(self.catalog, self._target())
+        return self._outbox
+
+    def _target(self) -> str:
+        s = self.settings
+        return f"opensearch:{s.opensearch_alias}" if s.backend == "opensearch" else s.backend
+
+    def outbox_backlog(self) -> Backlog:
+        return self.outbox.backlog()
 
     @property
     def tag_models(self) -> TagModels:
@@ -172,6 +280,13 @@ class SmartTags:
         out["vector_index"] = str(path) if path.exists() else None
         out["search_backend"] = self.settings.backend
         out["search_documents"] = self.search_backend.count()
+        backlog = self.outbox_backlog()
+        out["search_backlog"] = {
+            "queued": backlog.queued,
+            "failing": backlog.failing,
+            "oldest": backlog.oldest,
+            "last_error": backlog.last_error,
+        }
         tm = self.tag_models
         out["tag_models"] = {name: tm.store.get(name).active_version for name in tm.store.names()}
         return out
@@ -223,9 +338,7 @@ class SmartTags:
         return docs
 
     def _languages_key(self) -> str:
-        s = self.settings
-        where = f"opensearch:{s.opensearch_alias}" if s.backend == "opensearch" else s.backend
-        return f"search_languages:{where}"
+        return f"search_languages:{self._target()}"
 
     def _check_index_languages(self) -> None:
         """The index must hold the stems of the configured languages, or say so."""
@@ -237,24 +350,34 @@ class SmartTags:
                 "`smarttags reindex` to rebuild it"
             )
 
-    def sync_search(self, asset_ids: list[str] | None = None, chunk: int = 500) -> BulkResult:
-        """Write the documents of ``asset_ids`` (default: every asset) to the search backend.
-
-        A full sync (no ids) also records the languages the index now holds."""
-        total = BulkResult()
+    def sync_search(self, asset_ids: list[str] | None = None) -> SyncReport:
+        """Queue ``asset_ids`` for the search backend and send the queue; without ids, a
+        full reindex."""
         if asset_ids is None:
-            assets = self.catalog.assets()
-        else:
-            self._check_index_languages()
-            assets = [self.catalog.get_asset(i) for i in asset_ids]
-        for i in range(0, len(assets), chunk):
-            result = self.search_backend.upsert(self.documents(assets[i : i + chunk]))
-            total.ok += result.ok
-            total.failed.extend(result.failed)
-        key = self._languages_key()
-        if asset_ids is None or self.catalog.get_meta(key) is None:
-            self.catalog.set_meta(key, json.dumps(list(self.settings.languages)))
-        return total
+            return self.reindex(full=True)
+        self._check_index_languages()
+        with self.catalog.transaction():
+            self.outbox.enqueue(asset_ids)
+        return self.sync_pending()
+
+    def sync_pending(self, *, progress: bool = False) -> SyncReport:
+        """Send what the outbox holds. A backend that is down stops it: the queue stays
+        (see ``status``) and the next sync or ``reindex`` sends it."""
+        if self.catalog.get_meta(self._languages_key()) is None:
+            return self.reindex(full=True, progress=progress)  # a new index: fill it
+        return SearchSync(self, self.outbox).drain(progress=progress)
+
+    def reindex(self, *, full: bool = False, progress: bool = False) -> SyncReport:
+        """Incremental: send the outbox. Full: rebuild the whole index (OpenSearch: a new
+        index and an atomic alias swap) while searches keep working; resumable."""
+        if not full:
+            return self.sync_pending(progress=progress)
+        with exclusive(self.settings.home, "a full reindex"):
+            return SearchSync(self, self.outbox).full(progress=progress)
+
+    def record_index_languages(self) -> None:
+        with self.catalog.transaction():
+            self.catalog.set_meta(self._languages_key(), json.dumps(list(self.settings.languages)))
 
     def profile(self, path: Path | None = None) -> RankingProfile:
         """The ranking profile in ``path``, or the default; languages default to the index's."""

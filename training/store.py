@@ -39,7 +39,7 @@ CREATE INDEX IF NOT EXISTS tag_model_tags_tag ON tag_model_tags(tag_id);
 CREATE TABLE IF NOT EXISTS tag_model_examples (
     model_id INTEGER NOT NULL,
     tag_id TEXT NOT NULL,
-    asset_id TEXT NOT NULL,             -- DAM path as given; may not be ingested (checked)
+    asset_id TEXT NOT NULL,             -- DAM path as given, perhaps not ingested (checked)
     added_at REAL NOT NULL,
     PRIMARY KEY (model_id, tag_id, asset_id),
     FOREIGN KEY (model_id, tag_id) REFERENCES tag_model_tags(model_id, tag_id)
@@ -106,7 +106,7 @@ class ModelStore:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._conn: sqlite3.Connection = catalog.connection
-        self._conn.executescript(_SCHEMA)
+        catalog.ensure_tables(_SCHEMA)
 
     # -- models ------------------------------------------------------------
 

@@ -497,45 +497,17 @@ class OpenSearchBackend:
         With more than ``max_failures`` failed documents the new index is deleted, the
         alias is left alone, and :class:`BackendError` names the first failures.
         """
-        self._put_template()
-        old = self.alias_indices()
-        if not old and self._call(
-            f"checking index {self.alias!r}", self.client.indices.exists, index=self.alias
-        ):
-            raise BackendError(f"{self.alias!r} on {self.url} is an index, not an alias")
-        new = self._next_index()
-        self._create_index(new)
+        new = self.start_reindex()
         try:
-            actions = (
-                {
-                    "_op_type": "index",
-                    "_index": new,
-                    "_id": d.asset_id,
-                    "_source": document_to_source(d),
-                }
-                for d in docs
-            )
-            result = self._bulk(actions, refresh=False)
+            result = self.write_index(new, docs)
             if len(result.failed) > max_failures:
                 first = "; ".join(f"{i}: {r}" for i, r in result.failed[:3])
                 raise BackendError(
                     f"full reindex into {new} on {self.url}: {len(result.failed)} documents "
                     f"failed (allowed {max_failures}); the alias still points to "
-                    f"{', '.join(old) or 'nothing'}. First failures: {first}"
+                    f"{', '.join(self.alias_indices()) or 'nothing'}. First failures: {first}"
                 )
-            self._call(f"refreshing {new}", self.client.indices.refresh, index=new)
-            swap = [{"remove": {"index": i, "alias": self.alias}} for i in old]
-            swap.append({"add": {"index": new, "alias": self.alias}})
-            try:
-                self._call(
-                    f"swapping alias {self.alias!r} to {new}",
-                    self.client.indices.update_aliases,
-                    body={"actions": swap},
-                )
-            except BackendError:
-                # a retried swap fails if the first try did succeed (its index is gone)
-                if self.alias_indices() != [new]:
-                    raise
+            self.finish_reindex(new)
         except BaseException:
             # keep the new index if the swap did happen (e.g. a timeout after success)
             try:
@@ -545,9 +517,59 @@ class OpenSearchBackend:
             if not swapped:
                 self._delete_quietly(new)
             raise
+        return result
+
+    def start_reindex(self, resume: str | None = None) -> str:
+        """The index a full reindex writes to: ``resume`` when it is a numbered index of
+        this alias that the alias does not point to yet (a reindex that was stopped),
+        else a new one. Orphans of earlier stopped runs are deleted."""
+        self._put_template()
+        old = self.alias_indices()
+        if not old and self._call(
+            f"checking index {self.alias!r}", self.client.indices.exists, index=self.alias
+        ):
+            raise BackendError(f"{self.alias!r} on {self.url} is an index, not an alias")
+        numbered = self._numbered_indices()
+        orphans = [i for i in numbered.values() if i not in old and i != resume]
+        for index in orphans:
+            self._delete_quietly(index)
+        if resume is not None and resume in numbered.values() and resume not in old:
+            return resume
+        new = self._next_index()
+        self._create_index(new)
+        return new
+
+    def write_index(self, index: str, docs: Iterable[SearchDocument]) -> BulkResult:
+        """Bulk-write ``docs`` straight into ``index`` (a reindex target, not the alias)."""
+        actions = (
+            {
+                "_op_type": "index",
+                "_index": index,
+                "_id": d.asset_id,
+                "_source": document_to_source(d),
+            }
+            for d in docs
+        )
+        return self._bulk(actions, refresh=False)
+
+    def finish_reindex(self, new: str) -> None:
+        """Refresh ``new``, point the alias at it in one atomic call, drop the old ones."""
+        old = [i for i in self.alias_indices() if i != new]
+        self._call(f"refreshing {new}", self.client.indices.refresh, index=new)
+        swap: list[dict[str, Any]] = [{"remove": {"index": i, "alias": self.alias}} for i in old]
+        swap.append({"add": {"index": new, "alias": self.alias}})
+        try:
+            self._call(
+                f"swapping alias {self.alias!r} to {new}",
+                self.client.indices.update_aliases,
+                body={"actions": swap},
+            )
+        except BackendError:
+            # a retried swap fails if the first try did succeed (its index is gone)
+            if self.alias_indices() != [new]:
+                raise
         for index in old:
             self._delete_quietly(index)
-        return result
 
     def _delete_quietly(self, index: str) -> None:
         try:

@@ -1,0 +1,307 @@
+"""Tagging cycles: apply every active tag model to assets, from their stored vectors.
+
+Skip rule (``../shared/DESIGN.md``): an asset whose bytes have not changed since the
+same model version tagged it is skipped, unless that was longer ago than
+:data:`ON_DEMAND_MAX_AGE` (24 hours) or, for periodic runs, :data:`PERIODIC_MAX_AGE`
+(6 months). A new model version re-applies the classifier to the stored vectors: no
+image is decoded.
+
+Moderation is kept by every cycle: a promoted smart tag is never touched, and a tag an
+editor removed from an asset is never written to it again. Work is committed per chunk
+(smart tags, the skip state and the search outbox entries of changed assets in one
+transaction), so a killed run loses at most one chunk and a rerun finishes the job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from indexer.catalog import Catalog
+from indexer.outbox import Outbox
+
+from . import features as feats
+from .classifier import LinearClassifier
+from .service import TagModels
+
+ON_DEMAND_MAX_AGE = 24 * 3600.0
+PERIODIC_MAX_AGE = 183 * 24 * 3600.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tagging_state (
+    asset_key INTEGER NOT NULL REFERENCES assets(key) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    content_version INTEGER NOT NULL,   -- the asset's content_version it saw
+    tagged_at REAL NOT NULL,
+    PRIMARY KEY (asset_key, model)
+);
+CREATE TABLE IF NOT EXISTS smart_tag_removals (
+    asset_key INTEGER NOT NULL REFERENCES assets(key) ON DELETE CASCADE,
+    tag_id TEXT NOT NULL,
+    removed_at REAL NOT NULL,
+    model_version TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (asset_key, tag_id)
+);
+"""
+
+
+def ensure_schema(catalog: Catalog) -> None:
+    catalog.ensure_tables(_SCHEMA)
+
+
+@dataclass
+class TaggingReport:
+    """What a cycle did; counts are per (asset, model) pair except ``assets``."""
+
+    assets: int = 0
+    models: list[str] = field(default_factory=list)  # name@version applied
+    classified: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (asset id, reason)
+    tags_written: int = 0
+    changed_assets: int = 0
+    embedded: int = 0  # set by the caller when it ingested first
+    seconds: float = 0.0
+    sync: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "assets": self.assets,
+            "models": self.models,
+            "embedded": self.embedded,
+            "classified": self.classified,
+            "skipped": self.skipped,
+            "failed": len(self.failed),
+            "tags_written": self.tags_written,
+            "changed_assets": self.changed_assets,
+            "seconds": round(self.seconds, 3),
+            "sync": self.sync,
+            "errors": [{"asset": a, "reason": r} for a, r in self.failed[:100]],
+        }
+
+
+@dataclass(frozen=True)
+class _Active:
+    name: str
+    version: int
+    label: str  # name@version, stored with each smart tag
+    features: str
+    classifier: LinearClassifier
+    tags: tuple[str, ...]
+
+
+class TaggingCycle:
+    """One catalog's tagging: ``run(keys)`` over chosen assets with every active model."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        models: TagModels,
+        outbox: Outbox,
+        *,
+        clock: Callable[[], float] = time.time,
+        chunk: int = 8192,
+    ) -> None:
+        self.catalog = catalog
+        self.models = models
+        self.outbox = outbox
+        self.clock = clock
+        self.chunk = chunk
+        self._conn = catalog.connection
+        ensure_schema(catalog)
+
+    def active(self) -> list[_Active]:
+        out = []
+        for name, version in self.models.store.active_versions():
+            clf = self.models.classifier(name, version)
+            model = self.models.store.get(name)
+            out.append(_Active(name, version, f"{name}@{version}", model.features, clf, clf.tags))
+        return out
+
+    def run(
+        self, keys: Sequence[int], *, periodic: bool = False, progress: bool = False
+    ) -> TaggingReport:
+        started = time.perf_counter()
+        report = TaggingReport(assets=len(keys))
+        active = self.active()
+        report.models = [a.label for a in active]
+        if not active or not keys:
+            report.seconds = time.perf_counter() - started
+            return report
+        max_age = PERIODIC_MAX_AGE if periodic else ON_DEMAND_MAX_AGE
+        ordered = sorted(set(keys))
+        bar = tqdm(
+            total=len(ordered), desc="tag", unit="asset", disable=not progress or None,
+            leave=False,
+        )  # fmt: skip
+        try:
+            for i in range(0, len(ordered), self.chunk):
+                part = ordered[i : i + self.chunk]
+                self._chunk(part, active, max_age, report)
+                bar.update(len(part))
+                bar.set_postfix(
+                    classified=report.classified, skipped=report.skipped,
+                    failed=len(report.failed), refresh=False,
+                )  # fmt: skip
+        finally:
+            bar.close()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # -- one chunk ---------------------------------------------------------
+
+    def _chunk(
+        self, keys: list[int], active: list[_Active], max_age: float, report: TaggingReport
+    ) -> None:
+        now = self.clock()
+        assets = self._assets(keys)
+        todo: dict[str, np.ndarray] = {}
+        for model in active:
+            state = self._states(model.name, keys)
+            need = []
+            for k in keys:
+                s = state.get(k)
+                if (
+                    s is not None
+                    and s[0] == model.version
+                    and s[1] == assets[k][1]
+                    and now - s[2] < max_age
+                ):
+                    report.skipped += 1
+                else:
+                    need.append(k)
+            todo[model.name] = np.array(need, np.int64)
+        wanted = sorted({int(k) for ks in todo.values() for k in ks})
+        if not wanted:
+            return
+        labels = {self.models.embedder} | {
+            lab for m in active for lab in feats.labels_for(m.features, self.models.embedder)
+        }
+        vectors = {lab: self.catalog.current_embeddings(wanted, lab) for lab in labels}
+        old = self._smart_tags(wanted)
+        removed = self._removed(wanted)
+        writes: list[tuple[_Active, list[int], np.ndarray, np.ndarray]] = []
+        failed_keys: set[int] = set()
+        for model in active:
+            need = todo[model.name].tolist()
+            model_labels = feats.labels_for(model.features, self.models.embedder)
+            ok = [k for k in need if all(k in vectors[lab] for lab in model_labels)]
+            for k in need:
+                if k not in failed_keys and not all(k in vectors[lab] for lab in model_labels):
+                    failed_keys.add(k)
+                    missing = [lab for lab in model_labels if k not in vectors[lab]]
+                    report.failed.append(
+                        (assets[k][0], f"no current {' or '.join(missing)} vector: run "
+                         "`smarttags ingest` on its folder (see `smarttags errors`)")
+                    )  # fmt: skip
+            if not ok:
+                continue
+            parts = [np.stack([vectors[lab][k] for k in ok]) for lab in model_labels]
+            pred = model.classifier.predict(feats.combine(model.features, parts))
+            writes.append((model, ok, np.where(pred.applied, pred.tag, -1), pred.confidence))
+            report.classified += len(ok)
+        changed: set[int] = set()
+        with self.catalog.transaction():
+            for model, ok, tag_index, conf in writes:
+                report.tags_written += self._write(
+                    model, ok, tag_index, conf, old, removed, changed, now, assets
+                )
+            self.outbox.enqueue(assets[k][0] for k in sorted(changed))
+        report.changed_assets += len(changed)
+
+    def _write(
+        self,
+        model: _Active,
+        keys: list[int],
+        tag_index: np.ndarray,
+        conf: np.ndarray,
+        old: dict[int, dict[str, tuple[float, str, bool]]],
+        removed: set[tuple[int, str]],
+        changed: set[int],
+        now: float,
+        assets: dict[int, tuple[str, int]],
+    ) -> int:
+        tags = set(model.tags)
+        deletes: list[tuple[int, str]] = []
+        inserts: list[tuple[int, str, float, str, float]] = []
+        states: list[tuple[int, str, int, int, float]] = []
+        for k, t, c in zip(keys, tag_index.tolist(), conf.tolist(), strict=True):
+            mine = {tag: v for tag, v in old.get(k, {}).items() if tag in tags}
+            promoted = {tag for tag, v in mine.items() if v[2]}
+            before = {(tag, round(v[0], 6), v[1]) for tag, v in mine.items() if not v[2]}
+            after: set[tuple[str, float, str]] = set()
+            if t >= 0:
+                tag = model.tags[t]
+                if tag not in promoted and (k, tag) not in removed:
+                    after.add((tag, round(float(c), 6), model.label))
+                    inserts.append((k, tag, float(c), model.label, now))
+            if before != after:
+                changed.add(k)
+                deletes.extend((k, tag) for tag, _, _ in before)
+            elif after:
+                inserts.pop()  # the same tag and confidence: nothing to write
+            states.append((k, model.name, model.version, assets[k][1], now))
+        self._conn.executemany(
+            "DELETE FROM smart_tags WHERE asset_key = ? AND tag_id = ? AND promoted = 0", deletes
+        )
+        self._conn.executemany(
+            "INSERT INTO smart_tags(asset_key, tag_id, confidence, model_version, updated_at) "
+            "VALUES (?,?,?,?,?) ON CONFLICT(asset_key, tag_id) DO UPDATE SET "
+            "confidence = excluded.confidence, model_version = excluded.model_version, "
+            "updated_at = excluded.updated_at WHERE promoted = 0",
+            inserts,
+        )
+        self._conn.executemany(
+            "INSERT INTO tagging_state(asset_key, model, version, content_version, tagged_at) "
+            "VALUES (?,?,?,?,?) ON CONFLICT(asset_key, model) DO UPDATE SET "
+            "version = excluded.version, content_version = excluded.content_version, "
+            "tagged_at = excluded.tagged_at",
+            states,
+        )
+        return len(inserts)
+
+    # -- reads -------------------------------------------------------------
+
+    def _in(self, sql: str, keys: list[int], *args: Any) -> list[Any]:
+        out: list[Any] = []
+        for i in range(0, len(keys), 900):
+            part = keys[i : i + 900]
+            marks = ",".join("?" * len(part))
+            out.extend(self._conn.execute(sql.format(marks=marks), (*args, *part)).fetchall())
+        return out
+
+    def _assets(self, keys: list[int]) -> dict[int, tuple[str, int]]:
+        rows = self._in("SELECT key, id, content_version FROM assets WHERE key IN ({marks})", keys)
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def _states(self, model: str, keys: list[int]) -> dict[int, tuple[int, int, float]]:
+        rows = self._in(
+            "SELECT asset_key, version, content_version, tagged_at FROM tagging_state "
+            "WHERE model = ? AND asset_key IN ({marks})",
+            keys,
+            model,
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def _smart_tags(self, keys: list[int]) -> dict[int, dict[str, tuple[float, str, bool]]]:
+        rows = self._in(
+            "SELECT asset_key, tag_id, confidence, model_version, promoted FROM smart_tags "
+            "WHERE asset_key IN ({marks})",
+            keys,
+        )
+        out: dict[int, dict[str, tuple[float, str, bool]]] = {}
+        for k, tag, conf, version, promoted in rows:
+            out.setdefault(k, {})[tag] = (float(conf), version, bool(promoted))
+        return out
+
+    def _removed(self, keys: list[int]) -> set[tuple[int, str]]:
+        rows = self._in(
+            "SELECT asset_key, tag_id FROM smart_tag_removals WHERE asset_key IN ({marks})", keys
+        )
+        return {(r[0], r[1]) for r in rows}
