@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from . import commands, demo, model_commands, search_commands, tag_commands
+from . import commands, demo, model_commands, search_commands, serve_command, tag_commands
 from .clikit import App, SmartTagsGroup
 
 
@@ -36,6 +36,7 @@ search_commands.register(cli)
 model_commands.register(cli)
 tag_commands.register(cli)
 demo.register(cli)
+serve_command.register(cli)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +73,30 @@ class Settings(BaseSettings):
         description='Languages whose stems are indexed (JSON list, e.g. \'["en", "de"]\').',
     )
 
+    # -- HTTP API (``smarttags serve``) --------------------------------------
+    api_keys: dict[str, Literal["reader", "editor", "admin"]] = Field(
+        default_factory=dict,
+        repr=False,
+        description='API keys and their roles (JSON, e.g. \'{"k3y": "admin"}\'); never logged.',
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="A JSON file of more API keys ({key: role}), read when the API starts.",
+    )
+    api_threads: int = Field(
+        default=4, ge=1, le=64, description="Threads (each with its own connections) for reads."
+    )
+    upload_root: Path | None = Field(
+        default=None, description="Where uploaded images are stored (default: HOME/uploads)."
+    )
+    upload_max_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1, description="Largest upload accepted, in bytes."
+    )
+    profiles_dir: Path | None = Field(
+        default=None,
+        description="Ranking profiles the API selects by name (default: HOME/profiles).",
+    )
+
     @field_validator("runtime")
     @classmethod
     def _known_runtime(cls, value: str) -> str:
@@ -90,3 +115,11 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.upload_root if self.upload_root is not None else self.home / "uploads"
+
+    @property
+    def ranking_profiles_dir(self) -> Path:
+        return self.profiles_dir if self.profiles_dir is not None else self.home / "profiles"
