@@ -47,11 +47,12 @@ class SimilarHit:
 class SmartTags:
     """The application: open with settings, use, close (or use as a context manager)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, search_backend: SearchBackend | None = None) -> None:
+        """``search_backend``: use this backend instead of building one from settings."""
         self.settings = settings
         self._catalog: Catalog | None = None
         self._embedder: ImageEmbedder | None = None
-        self._backend: SearchBackend | None = None
+        self._backend: SearchBackend | None = search_backend
         self._tag_models: TagModels | None = None
         self._outbox: Outbox | None = None
         self.vectors = VectorStore(
@@ -147,20 +148,27 @@ class SmartTags:
         periodic: bool = False,
         progress: bool = False,
     ) -> TaggingReport:
-        """Apply every active tag model to the assets under ``paths``: folders or files on
-        disk (ingested first, so new photos are embedded) or DAM paths and prefixes."""
+        """Apply every active tag model to the assets under ``paths``: DAM paths and
+        prefixes, or folders and files on disk (ingested first, so new photos are
+        embedded). A DAM path wins over a folder of the same name on disk."""
         ids: list[str] = []
         embedded = 0
         for path in paths:
+            under = self.catalog.ids_under(path if path.endswith("/") else path + "/")
+            if not under and self.catalog.asset_keys([path]):
+                under = [path]
+            if under:  # a DAM path wins over a folder of the same name on disk
+                ids.extend(under)
+                continue
             if Path(path).exists():
                 report = self.ingest([Path(path)], progress=progress)
                 embedded += report.embedded
                 ids.extend(report.seen)
                 continue
-            under = self.catalog.ids_under(path if path.endswith("/") else path + "/")
-            if not under:
-                under = [self.catalog.get_asset(path).id]  # raises, naming the path
-            ids.extend(under)
+            raise UnknownAssetError(
+                f"{path!r} is neither a DAM path in the catalog nor a file or folder on "
+                "disk; list assets with `smarttags assets list`"
+            )
         result = self._tag_keys(ids, periodic=periodic, progress=progress)
         result.embedded = embedded
         result.sync = self.sync_pending().as_dict()

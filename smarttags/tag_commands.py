@@ -46,8 +46,8 @@ def register(cli: click.Group) -> None:
     def tag(app: App, paths: tuple[str, ...], periodic: bool, as_json: bool) -> None:
         """Apply every active tag model to the assets under PATHS.
 
-        PATHS are folders or files on disk (new and changed images are ingested and
-        embedded first) or DAM paths and prefixes (/clothing/shoes). Assets tagged by
+        PATHS are DAM paths and prefixes (/clothing/shoes) or folders and files on disk
+        (new and changed images are ingested and embedded first); a DAM path wins. Assets tagged by
         the same model versions and unchanged since are skipped unless that was more
         than 24 hours ago (6 months with --periodic). Removed smart tags never come
         back; promoted ones are kept.
