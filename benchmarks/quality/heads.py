@@ -40,9 +40,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import numpy as np  # noqa: E402
-
-import explore as ex  # noqa: E402
+import explore as ex
+import numpy as np
 
 CACHE = ex.CACHE
 SHRINK = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
@@ -68,8 +67,15 @@ class LDAFactors:
         coef = M W,  intercept = -1/2 diag(M W M^T) + log p,  logits = x coef^T + intercept
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, k: int, priors: np.ndarray | None = None,
-                 row_w: np.ndarray | None = None, eig32: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        k: int,
+        priors: np.ndarray | None = None,
+        row_w: np.ndarray | None = None,
+        eig32: bool = True,
+    ) -> None:
         x = np.asarray(x, np.float64)
         rw = np.ones(len(y)) if row_w is None else row_w
         cnt = np.bincount(y, weights=rw, minlength=k)
@@ -116,8 +122,9 @@ class LDAFactors:
         return out
 
 
-def lda_direct(x: np.ndarray, y: np.ndarray, k: int, s: float,
-               priors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def lda_direct(
+    x: np.ndarray, y: np.ndarray, k: int, s: float, priors: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One shrinkage value: coef, intercept by one linear solve (no eigendecomposition);
     used for the final refit once CV has chosen s."""
     cnt = np.bincount(y, minlength=k).astype(np.float64)
@@ -157,7 +164,9 @@ def _rows(xv: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xv.reshape(-1, xv.shape[-1]), np.repeat(y, xv.shape[1])
 
 
-def _pick(cands: list[tuple[dict[str, Any], np.ndarray]], y: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+def _pick(
+    cands: list[tuple[dict[str, Any], np.ndarray]], y: np.ndarray
+) -> tuple[dict[str, Any], np.ndarray]:
     best = None
     for hp, oof in cands:
         acc = float((oof.argmax(1) == y).mean())
@@ -169,8 +178,9 @@ def _pick(cands: list[tuple[dict[str, Any], np.ndarray]], y: np.ndarray) -> tupl
     return best[2], best[3]
 
 
-def lda_head(shrinks: tuple[float, ...] = SHRINK, priors: str = "empirical",
-             pca: tuple[int, ...] = (0,)) -> Callable[..., Fitted]:  # fmt: skip
+def lda_head(
+    shrinks: tuple[float, ...] = SHRINK, priors: str = "empirical", pca: tuple[int, ...] = (0,)
+) -> Callable[..., Fitted]:
     """Shrinkage LDA, s (and PCA dims, 0 = none) by CV; priors "empirical" or "equal"."""
 
     def prior_vec(y: np.ndarray, k: int) -> np.ndarray | None:
@@ -240,8 +250,13 @@ def wncm_head(shrinks: tuple[float, ...] = SHRINK) -> Callable[..., Fitted]:
         x, yy = _rows(xv, y)
         fac = LDAFactors(x, yy, k)
         c = x.mean(0)
-        return Fitted(lambda z: score(fac, hp["shrink"], c, z) / t, oof / t, hp, t,
-                      lambda z: score(fac, hp["shrink"], c, z))  # fmt: skip
+        return Fitted(
+            lambda z: score(fac, hp["shrink"], c, z) / t,
+            oof / t,
+            hp,
+            t,
+            lambda z: score(fac, hp["shrink"], c, z),
+        )
 
     return cv_fit
 
@@ -275,8 +290,12 @@ def combine(parts: list[Fitted], y: np.ndarray) -> Fitted:
 
     oof = mean_logp([p.oof for p in parts])
     t = ex.fit_temperature(oof, y)
-    return Fitted(lambda z: mean_logp([p.predict(z) for p in parts]) / t, oof / t,
-                  {f"m{i}": p.hp for i, p in enumerate(parts)}, t)  # fmt: skip
+    return Fitted(
+        lambda z: mean_logp([p.predict(z) for p in parts]) / t,
+        oof / t,
+        {f"m{i}": p.hp for i, p in enumerate(parts)},
+        t,
+    )
 
 
 # name -> (cv_fit, uses mirrored training views); or ("ens", member names) for ensembles
@@ -353,8 +372,12 @@ def check() -> None:
         cases.append((f"n={n}", d.base[tr], y_all[tr], te))
     # unbalanced (n_c 30..60) and, with mirrored rows, more rows than dimensions (eigh path)
     rng = np.random.default_rng(5)
-    tr = np.concatenate([rng.choice(np.flatnonzero(d.labels == c), int(m), replace=False)
-                         for c, m in zip(d.types, rng.integers(30, 61, 15), strict=True)])  # fmt: skip
+    tr = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(d.labels == c), int(m), replace=False)
+            for c, m in zip(d.types, rng.integers(30, 61, 15), strict=True)
+        ]
+    )
     te = np.setdiff1d(np.flatnonzero(y_all >= 0), tr)
     assert d.flip is not None
     cases.append(("unbal+flip", np.vstack([d.base[tr], d.flip[tr]]), np.tile(y_all[tr], 2), te))
@@ -412,13 +435,17 @@ def run_closed(names: list[str] | None, ns: tuple[int, ...] = (10, 30, 50), seed
                 acc = float((z.argmax(1) == y_all[te]).mean())
                 e = ex.ece(np.exp(ex.log_softmax(z)), y_all[te])
                 res[name].append((acc, e, dt))
-                log(f"n={n} seed={seed} {name:36s} top1={acc:.3f} ece={e:.3f} "
-                    f"t={dt:.2f}s T={f.t:.3f} hp={f.hp}")  # fmt: skip
+                log(
+                    f"n={n} seed={seed} {name:36s} top1={acc:.3f} ece={e:.3f} "
+                    f"t={dt:.2f}s T={f.t:.3f} hp={f.hp}"
+                )
         for name in hs:
             r = np.array(res[name])
-            log(f"SUMMARY n={n} {name:36s} top1={r[:, 0].mean():.3f}±{r[:, 0].std():.3f} "
+            log(
+                f"SUMMARY n={n} {name:36s} top1={r[:, 0].mean():.3f}±{r[:, 0].std():.3f} "
                 f"ece={r[:, 1].mean():.3f} fit={r[:, 2].mean():.2f}s "
-                f"per-seed={'/'.join(f'{a:.3f}' for a in r[:, 0])}")  # fmt: skip
+                f"per-seed={'/'.join(f'{a:.3f}' for a in r[:, 0])}"
+            )
 
 
 def run_priors(seeds: int = 3) -> None:
@@ -433,8 +460,12 @@ def run_priors(seeds: int = 3) -> None:
     for seed in range(seeds):
         rng = np.random.default_rng(9000 + seed)
         ns = rng.integers(10, 51, k)
-        tr = np.concatenate([rng.choice(np.flatnonzero(d.labels == c), n, replace=False)
-                             for c, n in zip(d.types, ns, strict=True)])  # fmt: skip
+        tr = np.concatenate(
+            [
+                rng.choice(np.flatnonzero(d.labels == c), n, replace=False)
+                for c, n in zip(d.types, ns, strict=True)
+            ]
+        )
         te = np.setdiff1d(np.flatnonzero(y_all >= 0), tr)
         fold = ex.strat_folds(y_all[tr], 5, rng)
         for h, fit in hs.items():
@@ -446,12 +477,22 @@ def run_priors(seeds: int = 3) -> None:
             log(f"priors seed={seed} {h:6s} top1={res[h][-1][0]:.3f} balacc={bal:.3f} hp={f.hp}")
     for h in hs:
         r = np.array(res[h])
-        log(f"SUMMARY priors {h:6s} top1={r[:, 0].mean():.3f}±{r[:, 0].std():.3f} "
-            f"balacc={r[:, 1].mean():.3f}±{r[:, 1].std():.3f}")  # fmt: skip
+        log(
+            f"SUMMARY priors {h:6s} top1={r[:, 0].mean():.3f}±{r[:, 0].std():.3f} "
+            f"balacc={r[:, 1].mean():.3f}±{r[:, 1].std():.3f}"
+        )
 
 
-def pseudo_unknown_rounds(xv: np.ndarray, y: np.ndarray, fold: np.ndarray, k: int, s: float,
-                          t: float, rng: np.random.Generator, rounds: int = 5) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def pseudo_unknown_rounds(
+    xv: np.ndarray,
+    y: np.ndarray,
+    fold: np.ndarray,
+    k: int,
+    s: float,
+    t: float,
+    rng: np.random.Generator,
+    rounds: int = 5,
+) -> tuple[np.ndarray, np.ndarray]:
     """As explore.pseudo_unknown_oof, with numpy LDA at the chosen shrinkage: 5 rounds
     that leave 2 random tags out of training; their photos are labelled -1."""
     zs, ys = [], []
@@ -472,7 +513,9 @@ def pseudo_unknown_rounds(xv: np.ndarray, y: np.ndarray, fold: np.ndarray, k: in
     return np.concatenate(zs), np.concatenate(ys)
 
 
-def own_class_dropped(oof: np.ndarray, y: np.ndarray, weight: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def own_class_dropped(
+    oof: np.ndarray, y: np.ndarray, weight: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Free pseudo-unknowns: every out-of-fold row again, with its own tag's column
     removed (= "this photo's tag is not in the model"), labelled -1."""
     z = oof.copy()
@@ -503,7 +546,10 @@ def run_open(seeds: int = 3, n: int = 30, target: float = 0.9) -> None:
             "cv": (f.oof, y),
             "cv+pseudo-unknown (5 rounds)": (np.concatenate([f.oof, zu]), np.concatenate([y, yu])),
             "cv+own-tag-dropped": (np.concatenate([f.oof, zd]), np.concatenate([y, yd])),
-            "cv+own-tag-dropped x2": (np.concatenate([f.oof, *[zd] * 2]), np.concatenate([y, *[yd] * 2])),
+            "cv+own-tag-dropped x2": (
+                np.concatenate([f.oof, *[zd] * 2]),
+                np.concatenate([y, *[yd] * 2]),
+            ),
         }
         p_in = np.exp(ex.log_softmax(f.predict(d.base[te])))
         p_out = np.exp(ex.log_softmax(f.predict(d.base[oom])))
@@ -512,18 +558,30 @@ def run_open(seeds: int = 3, n: int = 30, target: float = 0.9) -> None:
             tag_in = p_in.max(1) >= th[p_in.argmax(1)]
             tag_out = p_out.max(1) >= th[p_out.argmax(1)]
             correct = tag_in & (p_in.argmax(1) == y_all[te])
-            v = (float(1 - tag_out.mean()), float(correct.sum() / max(tag_in.sum(), 1)),
-                 float(correct.mean()), float(correct.sum() / max(tag_in.sum() + tag_out.sum(), 1)))  # fmt: skip
+            v = (
+                float(1 - tag_out.mean()),
+                float(correct.sum() / max(tag_in.sum(), 1)),
+                float(correct.mean()),
+                float(correct.sum() / max(tag_in.sum() + tag_out.sum(), 1)),
+            )
             rows.setdefault(vname, []).append(v)
-            log(f"open seed={seed} {vname:30s} oom_untagged={v[0]:.3f} prec_in={v[1]:.3f} "
+            log(
+                f"open seed={seed} {vname:30s} oom_untagged={v[0]:.3f} prec_in={v[1]:.3f} "
                 f"rec_in={v[2]:.3f} prec_all={v[3]:.3f} hp={f.hp} pu_time={t_pu:.2f}s "
-                f"n_oom={len(oom)}")  # fmt: skip
+                f"n_oom={len(oom)}"
+            )
     for vname, r in rows.items():
         a = np.array(r)
         mu, sd = a.mean(0), a.std(0)
-        log(f"SUMMARY open lda-pn {vname:30s} " + " ".join(
-            f"{k}={m:.3f}±{s:.3f}" for k, m, s in
-            zip(("oom_untagged", "prec_in", "rec_in", "prec_all"), mu, sd, strict=True)))  # fmt: skip
+        log(
+            f"SUMMARY open lda-pn {vname:30s} "
+            + " ".join(
+                f"{k}={m:.3f}±{s:.3f}"
+                for k, m, s in zip(
+                    ("oom_untagged", "prec_in", "rec_in", "prec_all"), mu, sd, strict=True
+                )
+            )
+        )
 
 
 def run_timing(tags: int = 50, n: int = 50, reps: int = 3) -> None:
@@ -546,9 +604,11 @@ def run_timing(tags: int = 50, n: int = 50, reps: int = 3) -> None:
             zd, yd = own_class_dropped(f.oof, y)
             ex.thresholds(np.concatenate([f.oof, zd]), np.concatenate([y, yd]), tags, 0.9)
             t2, c2 = time.perf_counter(), time.process_time()
-            log(f"timing {tags}x{n} lda-pn 7 shrinkages flip={flip} rep={r}: "
+            log(
+                f"timing {tags}x{n} lda-pn 7 shrinkages flip={flip} rep={r}: "
                 f"cv+refit+T={t1 - t0:.2f}s thresholds={t2 - t1:.2f}s total={t2 - t0:.2f}s "
-                f"cpu={c2 - c0:.2f}s load={os.getloadavg()[0]:.1f} hp={f.hp}")  # fmt: skip
+                f"cpu={c2 - c0:.2f}s load={os.getloadavg()[0]:.1f} hp={f.hp}"
+            )
     # sklearn reference: the same grid, one sklearn fit per (fold, s) + refit
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
@@ -556,20 +616,32 @@ def run_timing(tags: int = 50, n: int = 50, reps: int = 3) -> None:
     t0 = time.perf_counter()
     LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.8).fit(x[fold != 0], y[fold != 0])
     one = time.perf_counter() - t0
-    log(f"timing sklearn lsqr LDA one fit (2000 rows): {one:.2f}s -> 7 s x 5 folds + refit "
-        f"~{one * 36:.0f}s")
+    log(
+        f"timing sklearn lsqr LDA one fit (2000 rows): {one:.2f}s -> 7 s x 5 folds + refit "
+        f"~{one * 36:.0f}s"
+    )
 
 
 # --------------------------------------------------------------------------- colour
 
 
 COLOURS = {  # name -> hue in degrees (None: achromatic recipe)
-    "red": 0, "orange": 30, "yellow": 58, "green": 120, "cyan": 185, "blue": 225,
-    "purple": 275, "pink": 325, "black": None, "white": None,
-}  # fmt: skip
+    "red": 0,
+    "orange": 30,
+    "yellow": 58,
+    "green": 120,
+    "cyan": 185,
+    "blue": 225,
+    "purple": 275,
+    "pink": 325,
+    "black": None,
+    "white": None,
+}
 
 
-def ellipse_mask(w: int, h: int, ax: float = 0.42, ay: float = 0.45, feather: float = 0.12) -> np.ndarray:
+def ellipse_mask(
+    w: int, h: int, ax: float = 0.42, ay: float = 0.45, feather: float = 0.12
+) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     r = np.sqrt(((xx + 0.5) / w - 0.5) ** 2 / ax**2 + ((yy + 0.5) / h - 0.5) ** 2 / ay**2)
     return np.clip((1 + feather - r) / feather, 0, 1).astype(np.float32)
@@ -595,22 +667,38 @@ def recolour(img: Any, colour: str, rng: np.random.Generator) -> Any:
     else:
         h2, s2, v2 = h, s * rng.uniform(0, 0.12), 0.72 + 0.28 * v
     new = np.stack([h2, s2, v2], -1)
-    rgb_new = np.asarray(Image.fromarray((new * 255).round().astype(np.uint8), "HSV").convert("RGB"), np.float32)
+    rgb_new = np.asarray(
+        Image.fromarray((new * 255).round().astype(np.uint8), "HSV").convert("RGB"), np.float32
+    )
     rgb_old = np.asarray(img, np.float32)
     from PIL import ImageFilter
 
     w, h = img.size
     bw, bh = max(1, w // 20), max(1, h // 20)
-    frame = np.concatenate([rgb_old[:bh].reshape(-1, 3), rgb_old[-bh:].reshape(-1, 3),
-                            rgb_old[:, :bw].reshape(-1, 3), rgb_old[:, -bw:].reshape(-1, 3)])  # fmt: skip
+    frame = np.concatenate(
+        [
+            rgb_old[:bh].reshape(-1, 3),
+            rgb_old[-bh:].reshape(-1, 3),
+            rgb_old[:, :bw].reshape(-1, 3),
+            rgb_old[:, -bw:].reshape(-1, 3),
+        ]
+    )
     fg = (np.linalg.norm(rgb_old - np.median(frame, 0), axis=-1) > 60).astype(np.uint8) * 255
     fg_soft = np.asarray(Image.fromarray(fg).filter(ImageFilter.GaussianBlur(3)), np.float32) / 255
     m = (ellipse_mask(w, h) * fg_soft)[..., None]
     return Image.fromarray((m * rgb_new + (1 - m) * rgb_old).round().astype(np.uint8), "RGB")
 
 
-def colour_hist(img: Any, box: float = 0.6, hb: int = 12, sb: int = 4, vb: int = 0,
-                grey: int = 0, s_min: float = 0.15, side: int = 64) -> np.ndarray:  # fmt: skip
+def colour_hist(
+    img: Any,
+    box: float = 0.6,
+    hb: int = 12,
+    sb: int = 4,
+    vb: int = 0,
+    grey: int = 0,
+    s_min: float = 0.15,
+    side: int = 64,
+) -> np.ndarray:
     """Hue-saturation histogram of the central ``box`` fraction (each side) of the photo,
     after a reduce to ``side`` px on the longer side of the box. hb x sb bins (sat in
     [0,1] uniformly), optionally x vb value bins; ``grey`` > 0: pixels with S < s_min go
@@ -620,10 +708,14 @@ def colour_hist(img: Any, box: float = 0.6, hb: int = 12, sb: int = 4, vb: int =
 
     w, h = img.size
     bw, bh = w * box, h * box
-    l, t = (w - bw) / 2, (h - bh) / 2
+    x0, y0 = (w - bw) / 2, (h - bh) / 2
     sc = side / max(bw, bh)
-    small = img.resize((max(1, round(bw * sc)), max(1, round(bh * sc))),
-                       Image.Resampling.BILINEAR, box=(l, t, l + bw, t + bh), reducing_gap=2.0)  # fmt: skip
+    small = img.resize(
+        (max(1, round(bw * sc)), max(1, round(bh * sc))),
+        Image.Resampling.BILINEAR,
+        box=(x0, y0, x0 + bw, y0 + bh),
+        reducing_gap=2.0,
+    )
     a = np.asarray(small.convert("HSV"), np.float32).reshape(-1, 3) / 256.0
     hh = np.minimum((a[:, 0] * hb).astype(int), hb - 1)
     vv = np.minimum((a[:, 2] * max(vb, 1)).astype(int), max(vb, 1) - 1)
@@ -637,7 +729,9 @@ def colour_hist(img: Any, box: float = 0.6, hb: int = 12, sb: int = 4, vb: int =
         hist = np.bincount(idx, minlength=n_ch + grey).astype(np.float64)
     else:
         ss = np.minimum((a[:, 1] * sb).astype(int), sb - 1)
-        hist = np.bincount((hh * sb + ss) * max(vb, 1) + vv, minlength=hb * sb * max(vb, 1)).astype(np.float64)
+        hist = np.bincount((hh * sb + ss) * max(vb, 1) + vv, minlength=hb * sb * max(vb, 1)).astype(
+            np.float64
+        )
     hist = np.sqrt(hist / hist.sum())
     return hist / np.linalg.norm(hist)
 
@@ -704,11 +798,18 @@ def colour_features() -> None:
             batch = []
     if batch:
         feats.append(emb.embed(batch))
-    np.savez(CACHE / "colour.npz", photo=np.array(photo), colour=np.array(colour),
-             feat=np.concatenate(feats), **{f"h:{k}": np.array(v) for k, v in hists.items()})  # fmt: skip
-    log(f"colour features: {len(set(photo))} photos = {len(photo)} images in "
+    np.savez(
+        CACHE / "colour.npz",
+        photo=np.array(photo),
+        colour=np.array(colour),
+        feat=np.concatenate(feats),
+        **{f"h:{k}": np.array(v) for k, v in hists.items()},
+    )
+    log(
+        f"colour features: {len(set(photo))} photos = {len(photo)} images in "
         f"{time.perf_counter() - t0:.0f}s; colour counts "
-        f"{np.bincount(colour, minlength=len(names)).tolist()}")  # fmt: skip
+        f"{np.bincount(colour, minlength=len(names)).tolist()}"
+    )
 
 
 def colour_hists_extra() -> None:
@@ -737,7 +838,9 @@ HISTS2: dict[str, dict[str, Any]] = {
 def run_colour2(ns: tuple[int, ...] = (10, 30), seeds: int = 3) -> None:
     z = np.load(CACHE / "colour.npz")
     vis = ex.FEATS["pn"](z["feat"].astype(np.float64))
-    sets: dict[str, np.ndarray] = {f"hist {k}": z[f"h:{k}"] for k in (*HISTS2, "hs18x3+grey4 box.6")}
+    sets: dict[str, np.ndarray] = {
+        f"hist {k}": z[f"h:{k}"] for k in (*HISTS2, "hs18x3+grey4 box.6")
+    }
     for w in (0.5, 1.0, 2.0):
         for hk in ("hs18x3+grey4 box.6", "hs24x3+grey4 box.6"):
             sets[f"pn + {w}*hist {hk}"] = np.hstack([vis, w * z[f"h:{hk}"]])
@@ -753,8 +856,12 @@ def run_colour3(ns: tuple[int, ...] = (10, 30), seeds: int = 3) -> None:
     run_colour(ns, seeds, sets, "colour3")
 
 
-def run_colour(ns: tuple[int, ...] = (10, 30), seeds: int = 3,
-               sets: dict[str, np.ndarray] | None = None, tag: str = "colour") -> None:  # fmt: skip
+def run_colour(
+    ns: tuple[int, ...] = (10, 30),
+    seeds: int = 3,
+    sets: dict[str, np.ndarray] | None = None,
+    tag: str = "colour",
+) -> None:
     z = np.load(CACHE / "colour.npz")
     photo, y_all, vis = z["photo"], z["colour"], ex.FEATS["pn"](z["feat"].astype(np.float64))
     k = len(COLOURS)
@@ -762,7 +869,9 @@ def run_colour(ns: tuple[int, ...] = (10, 30), seeds: int = 3,
     if sets is None:  # round 1
         sets = {"visual pn": vis, **{f"hist {hk}": z[f"h:{hk}"] for hk in HISTS}}
         for w in (0.5, 1.0, 2.0, 4.0):
-            sets[f"pn + {w}*hist hs12x3+grey4 box.6"] = np.hstack([vis, w * z["h:hs12x3+grey4 box.6"]])
+            sets[f"pn + {w}*hist hs12x3+grey4 box.6"] = np.hstack(
+                [vis, w * z["h:hs12x3+grey4 box.6"]]
+            )
         sets["pn + 2*hist hs12x4 box.6"] = np.hstack([vis, 2.0 * z["h:hs12x4 box.6"]])
     for n in ns:
         res: dict[str, list[float]] = {s: [] for s in sets}
@@ -771,8 +880,12 @@ def run_colour(ns: tuple[int, ...] = (10, 30), seeds: int = 3,
             ph = np.unique(photo)
             train_ph = rng.permutation(ph)[: len(ph) // 2]  # photos split: no photo on both sides
             pool = np.isin(photo, train_ph)
-            tr = np.concatenate([rng.choice(np.flatnonzero(pool & (y_all == c)), n, replace=False)
-                                 for c in range(k)])  # fmt: skip
+            tr = np.concatenate(
+                [
+                    rng.choice(np.flatnonzero(pool & (y_all == c)), n, replace=False)
+                    for c in range(k)
+                ]
+            )
             te = np.flatnonzero(~pool)
             fold = ex.strat_folds(y_all[tr], 5, rng)
             for name, x in sets.items():
@@ -791,13 +904,19 @@ def hist_cost(reps: int = 200) -> None:
     img = decode((ex.DATA / files[0]).read_bytes(), max_pixels=10**8).image
     img.load()
     allh = {**HISTS, **HISTS2}
-    for name in ("hs12x4 box.6", "hs24x3+grey4 box.6", "hs18x3x2v+grey4 box.6",
-                 "hs18x3+grey4 box.6 side32"):  # fmt: skip
+    for name in (
+        "hs12x4 box.6",
+        "hs24x3+grey4 box.6",
+        "hs18x3x2v+grey4 box.6",
+        "hs18x3+grey4 box.6 side32",
+    ):
         colour_hist(img, **allh[name])
         t0 = time.perf_counter()
         for _ in range(reps):
             colour_hist(img, **allh[name])
-        log(f"histcost {name} on {img.size}: {(time.perf_counter() - t0) / reps * 1e3:.2f} ms/image")
+        log(
+            f"histcost {name} on {img.size}: {(time.perf_counter() - t0) / reps * 1e3:.2f} ms/image"
+        )
 
 
 if __name__ == "__main__":
