@@ -1,5 +1,7 @@
 """Search, asset detail and similar images over HTTP."""
 
+# ruff: noqa: F811  (pytest fixtures imported from tests.test_api_support)
+
 from __future__ import annotations
 
 import json
@@ -94,7 +96,9 @@ def test_search_profiles_by_name_and_inline(client: TestClient, catalog: Setting
         ({"q": "red", "limit": "many"}, 422, "invalid_request"),
     ],
 )
-def test_search_bad_input(client: TestClient, params: dict[str, object], status: int, code: str) -> None:
+def test_search_bad_input(
+    client: TestClient, params: dict[str, object], status: int, code: str
+) -> None:
     assert_error(client.get("/v1/search", params=params, headers=READER), status, code)
 
 

@@ -54,7 +54,8 @@ def photos(make_image: Callable[..., Path], tmp_path: Path) -> Path:
             jitter = tuple(int(np.clip(c + rng.integers(-25, 25), 0, 255)) for c in rgb)
             make_image(f"{name}/{i:02d}.jpg", size=(48 + i, 40), color=jitter)
             manual = f"colour:{name}" if i == 0 else ""
-            rows.append(f"{name}/{i:02d}.jpg,{name.title()} shirt {i},A {name} shirt,cotton,{manual}")
+            title = f"{name.title()} shirt {i}"
+            rows.append(f"{name}/{i:02d}.jpg,{title},A {name} shirt,cotton,{manual}")
     (tmp_path / "taxonomy.csv").write_text(
         "id,title\n" + "".join(f"colour:{c},{c.title()}\n" for c in COLOURS)
     )

@@ -17,6 +17,7 @@ from . import errors
 from .auth import load_keys
 from .metrics import MetricsMiddleware, RequestMetrics
 from .routes_models import router as models_router
+from .routes_moderation import router as moderation_router
 from .routes_ops import router as ops_router
 from .routes_search import router as search_router
 from .routes_upload import router as upload_router
@@ -61,6 +62,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = RequestMetrics()
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for router in (search_router, upload_router, models_router, ops_router):
+    for router in (search_router, upload_router, moderation_router, models_router, ops_router):
         app.include_router(router)
     return app

@@ -68,6 +68,7 @@ def catalog_gauges(svc: SmartTags) -> dict[str, Any]:
     q = svc.catalog.connection.execute
     stats = svc.catalog.stats()
     tm = svc.tag_models
+    backlog = svc.outbox_backlog()
     return {
         "smarttags_assets": ("Assets in the catalog.", stats["assets"]),
         "smarttags_asset_errors": ("Files that could not be ingested.", stats["errors"]),
@@ -83,6 +84,9 @@ def catalog_gauges(svc: SmartTags) -> dict[str, Any]:
         "smarttags_tag_models": ("Tag models.", len(tm.store.names())),
         "smarttags_search_documents": ("Documents in the search backend.",
                                        svc.search_backend.count()),
+        "smarttags_search_outbox": ("Changes queued for the search backend.",
+                                    {(("state", "queued"),): backlog.queued,
+                                     (("state", "failing"),): backlog.failing}),
     }  # fmt: skip
 
 

@@ -106,14 +106,16 @@ async def search_post(rt: RuntimeDep, body: SearchIn) -> dict[str, Any]:
 
 def asset_out(svc: SmartTags, ref: str) -> dict[str, Any]:
     a = svc.catalog.get_asset(ref)
-    smart = [
-        {"tag": t, "confidence": c, "model_version": v, "promoted": p}
-        for t, c, v, p in svc.catalog.smart_tags(a.key)
-    ]
+    smart, removed = svc.moderation.smart_tags(a.id)
     return {
         "id": a.id, "sha256": a.sha256, "format": a.format, "width": a.width,
         "height": a.height, "size": a.size, "title": a.title, "description": a.description,
-        "keywords": list(a.keywords), "manual_tags": list(a.manual_tags), "smart_tags": smart,
+        "keywords": list(a.keywords), "manual_tags": list(a.manual_tags),
+        "smart_tags": [t.as_dict() for t in smart],
+        "removed_smart_tags": [
+            {"tag": r.tag, "removed_at": r.removed_at, "model_version": r.model_version}
+            for r in removed
+        ],
         "created_at": a.created_at, "modified_at": a.modified_at,
         "content_version": a.content_version,
     }  # fmt: skip

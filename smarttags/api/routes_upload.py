@@ -39,6 +39,8 @@ _FORM_SCHEMA = {
         "folder": {"type": "string", "default": "/uploads", "description": "DAM folder."},
         "replace": {"type": "boolean", "default": False,
                     "description": "Replace an asset of the same name in the folder."},
+        "tag": {"type": "boolean", "default": False,
+                "description": "Apply the active tag models to the image."},
     },
 }  # fmt: skip
 
@@ -119,7 +121,7 @@ def _flag(fields: dict[str, str], name: str) -> bool:
 
 
 def store_and_ingest(
-    svc: SmartTags, data: bytes, name: str | None, folder: str, replace: bool
+    svc: SmartTags, data: bytes, name: str | None, folder: str, replace: bool, tag: bool
 ) -> dict[str, Any]:
     """Decode (refusing bad images), write atomically under the upload root, ingest."""
     settings = svc.settings
@@ -146,7 +148,7 @@ def store_and_ingest(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    report = svc.ingest([target], prefix=folder, progress=False)
+    report = svc.ingest([target], prefix=folder, progress=False, tag=tag)
     if report.failed:
         if not existed:
             target.unlink(missing_ok=True)
@@ -154,7 +156,9 @@ def store_and_ingest(
             422, "ingest_failed", f"{folder}/{fname} could not be ingested: "
             f"{report.failed[0].message}", report.as_dict(),
         )  # fmt: skip
-    return {"asset": f"{folder}/{fname}", "stored": True, "ingest": report.as_dict()}
+    out = report.as_dict()
+    tagging = out.pop("tagging", None)
+    return {"asset": f"{folder}/{fname}", "stored": True, "ingest": out, "tagging": tagging}
 
 
 @router.post(
@@ -171,9 +175,10 @@ def store_and_ingest(
 )
 async def upload(request: Request, rt: Runtime = Depends(deps.runtime)) -> dict[str, Any]:  # noqa: B008
     """Multipart form: ``file`` (the image), ``folder`` (DAM folder, default /uploads),
-    ``replace``. The image is decoded before anything is stored: a file that is not an
-    image is 415, one over the size or pixel limit 413, a damaged one 422."""
+    ``replace``, ``tag`` (apply the active tag models). The image is decoded before
+    anything is stored: a file that is not an image is 415, one over the size or pixel
+    limit 413, a damaged one 422."""
     data, name, fields = await read_form(request, rt.settings.upload_max_bytes)
     folder = dam_folder(fields.get("folder") or "/uploads")
-    replace = _flag(fields, "replace")
-    return await rt.writes.run(lambda svc: store_and_ingest(svc, data, name, folder, replace))
+    replace, tag = _flag(fields, "replace"), _flag(fields, "tag")
+    return await rt.writes.run(lambda svc: store_and_ingest(svc, data, name, folder, replace, tag))

@@ -111,9 +111,18 @@ class AssetOut(BaseModel):
     keywords: list[str]
     manual_tags: list[str]
     smart_tags: list[SmartTagOut]
+    removed_smart_tags: list[RemovedTagOut] = Field(
+        description="Smart tags editors removed; tagging never brings them back."
+    )
     created_at: float
     modified_at: float
     content_version: int
+
+
+class RemovedTagOut(BaseModel):
+    tag: str
+    removed_at: float
+    model_version: str
 
 
 class SimilarHitOut(BaseModel):
@@ -132,6 +141,34 @@ class UploadOut(BaseModel):
     stored: bool
     ingest: dict[str, Any]
     tagging: dict[str, Any] | None = None
+
+
+class ModerationIn(Strict):
+    asset: str = Field(min_length=1, max_length=2048, description="Asset id (DAM path)")
+    tag: str = Field(min_length=1, max_length=256, description="Taxonomy tag id")
+
+
+class ModerationOut(BaseModel):
+    asset: str
+    smart_tag: SmartTagOut
+
+
+class BulkRemoveIn(Strict):
+    tag: str = Field(min_length=1, max_length=256)
+    q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="The search")
+    path: str | None = Field(default=None, max_length=1024)
+    dry_run: bool = Field(default=True, description="Only count (the default).")
+
+
+class BulkRemoveOut(BaseModel):
+    tag: str
+    query: str
+    matched: int
+    capped: bool
+    with_tag: int
+    removed: int
+    dry_run: bool
+    assets: list[str] = Field(description="Up to 20 of the assets that carry the tag.")
 
 
 # -- tag models --------------------------------------------------------------
