@@ -79,6 +79,7 @@ class SearchSync:
                 except BackendError as e:
                     self.outbox.fail([(p, str(e)) for p in batch])
                     report.error = str(e)
+                    report.failed = []  # the whole queue waits; none is a document's fault
                     break
                 bar.update(len(batch))
         finally:
@@ -97,6 +98,11 @@ class SearchSync:
             failed.update(backend.delete(gone).failed)
         self.outbox.ack([p for a, p in by_id.items() if a not in failed])
         self.outbox.fail([(by_id[a], r) for a, r in failed.items() if a in by_id])
+        if failed and len(failed) == len(batch):  # nothing got through: stop, keep the queue
+            report.failed.extend(failed.items())
+            raise BackendError(
+                f"every document of a batch failed, first: {next(iter(failed.values()))}"
+            )
         report.sent += len(batch) - len(failed)
         report.failed.extend(failed.items())
 

@@ -287,7 +287,11 @@ class SmartTags:
         path = self.vectors.path(self.embedder_name())
         out["vector_index"] = str(path) if path.exists() else None
         out["search_backend"] = self.settings.backend
-        out["search_documents"] = self.search_backend.count()
+        try:
+            out["search_documents"] = self.search_backend.count()
+        except BackendError as e:  # status must work while the backend is down
+            out["search_documents"] = None
+            out["search_error"] = str(e)
         backlog = self.outbox_backlog()
         out["search_backlog"] = {
             "queued": backlog.queued,

@@ -15,8 +15,9 @@ import numpy as np
 from indexer.catalog import Catalog
 from indexer.colour import COLOUR_LABEL
 
-#: Weight of the colour histogram (unit norm) against the visual vector (unit norm).
-COLOUR_WEIGHT = 1.0
+#: Weight of the colour histogram (unit norm) against the visual vector (unit norm):
+#: 0.5 measured best at 30 examples per colour (benchmarks/quality/NOTES.md).
+COLOUR_WEIGHT = 0.5
 
 
 def power_normalise(x: np.ndarray) -> np.ndarray:
