@@ -193,7 +193,6 @@ async def report(
 @router.get(
     "/{name}/report.xlsx",
     dependencies=[auth.reader],
-    response_class=Response,
     responses={200: {"content": {XLSX: {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def report_xlsx(

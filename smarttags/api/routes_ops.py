@@ -92,7 +92,6 @@ def catalog_gauges(svc: SmartTags) -> dict[str, Any]:
 
 @router.get(
     "/metrics",
-    response_class=PlainTextResponse,
     dependencies=[auth.reader],
     responses={200: {"content": {PROMETHEUS: {"schema": {"type": "string"}}}}},
 )
