@@ -466,6 +466,27 @@ class Catalog:
                 out[key] = np.frombuffer(blob, dtype=np.float32).copy()
         return out
 
+    def vectors_for(self, keys: Sequence[int], embedder: str) -> tuple[np.ndarray, np.ndarray]:
+        """(keys that have a current vector, their vectors as one n x dim float32 matrix),
+        in key order: the fast path for bulk reads (no per-row arrays)."""
+        wanted = sorted(set(keys))
+        found: list[int] = []
+        blobs: list[bytes] = []
+        for i in range(0, len(wanted), 900):
+            chunk = wanted[i : i + 900]
+            rows = self._conn.execute(
+                "SELECT e.asset_key, e.vector FROM embeddings e JOIN assets a "
+                "ON a.key = e.asset_key AND a.sha256 = e.sha256 WHERE e.embedder = ? "
+                f"AND e.asset_key IN ({','.join('?' * len(chunk))}) ORDER BY e.asset_key",
+                (embedder, *chunk),
+            ).fetchall()
+            found.extend(r[0] for r in rows)
+            blobs.extend(r[1] for r in rows)
+        if not found:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(found), -1)
+        return np.array(found, np.int64), matrix
+
     def count_embeddings(self, embedder: str) -> int:
         return int(
             self._conn.execute(

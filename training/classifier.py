@@ -76,8 +76,9 @@ class LinearClassifier:
         p = self.proba(x)
         best = p.argmax(axis=1)
         top = p[np.arange(len(p)), best]
-        unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        sim = (unit @ self.centroids)[np.arange(len(x)), best]
+        norm = np.maximum(np.sqrt(np.einsum("ij,ij->i", x, x)), 1e-12)
+        rows = np.arange(len(x))
+        sim = (x @ self.centroids)[rows, best] / norm
         conf = accept_confidence(self.accept, top, sim)
         return Prediction(best, conf, conf >= self.thresholds[best], top, sim)
 

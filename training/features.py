@@ -21,10 +21,13 @@ COLOUR_WEIGHT = 0.5
 
 
 def power_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.sign(x) * np.sqrt(np.abs(x))
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    out: np.ndarray = (x / np.maximum(norm, 1e-12)).astype(np.float32)
-    return out
+    """Signed square root, then unit L2 norm per row (float32, in few passes)."""
+    y = np.sqrt(np.abs(np.asarray(x, dtype=np.float32)))
+    np.copysign(y, x, out=y)
+    norm = np.sqrt(np.einsum("ij,ij->i", y, y))
+    np.maximum(norm, 1e-12, out=norm)
+    y /= norm[:, None]
+    return y
 
 
 def labels_for(features: str, embedder: str) -> tuple[str, ...]:

@@ -183,28 +183,36 @@ class TaggingCycle:
         labels = {self.models.embedder} | {
             lab for m in active for lab in feats.labels_for(m.features, self.models.embedder)
         }
-        vectors = {lab: self.catalog.current_embeddings(wanted, lab) for lab in labels}
+        stored = {lab: self.catalog.vectors_for(wanted, lab) for lab in labels}
         old = self._smart_tags(wanted)
         removed = self._removed(wanted)
         writes: list[tuple[_Active, list[int], np.ndarray, np.ndarray]] = []
         failed_keys: set[int] = set()
         for model in active:
-            need = todo[model.name].tolist()
+            need = todo[model.name]
             model_labels = feats.labels_for(model.features, self.models.embedder)
-            ok = [k for k in need if all(k in vectors[lab] for lab in model_labels)]
-            for k in need:
-                if k not in failed_keys and not all(k in vectors[lab] for lab in model_labels):
+            have = np.ones(len(need), bool)
+            for lab in model_labels:
+                have &= np.isin(need, stored[lab][0])
+            for k in need[~have].tolist():
+                if k not in failed_keys:
                     failed_keys.add(k)
-                    missing = [lab for lab in model_labels if k not in vectors[lab]]
+                    missing = [lab for lab in model_labels if k not in set(stored[lab][0].tolist())]
                     report.failed.append(
                         (assets[k][0], f"no current {' or '.join(missing)} vector: run "
                          "`smarttags ingest` on its folder (see `smarttags errors`)")
                     )  # fmt: skip
-            if not ok:
+            ok = need[have]
+            if not len(ok):
                 continue
-            parts = [np.stack([vectors[lab][k] for k in ok]) for lab in model_labels]
+            parts = []
+            for lab in model_labels:
+                found, matrix = stored[lab]
+                parts.append(matrix[np.searchsorted(found, ok)])
             pred = model.classifier.predict(feats.combine(model.features, parts))
-            writes.append((model, ok, np.where(pred.applied, pred.tag, -1), pred.confidence))
+            writes.append(
+                (model, ok.tolist(), np.where(pred.applied, pred.tag, -1), pred.confidence)
+            )
             report.classified += len(ok)
         changed: set[int] = set()
         with self.catalog.transaction():
@@ -228,25 +236,39 @@ class TaggingCycle:
         assets: dict[int, tuple[str, int]],
     ) -> int:
         tags = set(model.tags)
+        names, label, version, mname = model.tags, model.label, model.version, model.name
         deletes: list[tuple[int, str]] = []
         inserts: list[tuple[int, str, float, str, float]] = []
         states: list[tuple[int, str, int, int, float]] = []
         for k, t, c in zip(keys, tag_index.tolist(), conf.tolist(), strict=True):
-            mine = {tag: v for tag, v in old.get(k, {}).items() if tag in tags}
-            promoted = {tag for tag, v in mine.items() if v[2]}
-            before = {(tag, round(v[0], 6), v[1]) for tag, v in mine.items() if not v[2]}
-            after: set[tuple[str, float, str]] = set()
+            states.append((k, mname, version, assets[k][1], now))
+            before: list[tuple[str, float, str]] = []  # this model's unpromoted tags
+            promoted: set[str] = set()
+            for tag, (oc, ov, op) in old.get(k, {}).items():
+                if tag in tags:
+                    if op:
+                        promoted.add(tag)
+                    else:
+                        before.append((tag, oc, ov))
+            new = None
             if t >= 0:
-                tag = model.tags[t]
+                tag = names[t]
                 if tag not in promoted and (k, tag) not in removed:
-                    after.add((tag, round(float(c), 6), model.label))
-                    inserts.append((k, tag, float(c), model.label, now))
-            if before != after:
-                changed.add(k)
-                deletes.extend((k, tag) for tag, _, _ in before)
-            elif after:
-                inserts.pop()  # the same tag and confidence: nothing to write
-            states.append((k, model.name, model.version, assets[k][1], now))
+                    new = (tag, c, label)
+            if (
+                new is not None
+                and len(before) == 1
+                and before[0][0] == new[0]
+                and before[0][2] == label
+                and abs(before[0][1] - c) < 1e-6
+            ):
+                continue  # the same tag, confidence and version: nothing to write
+            if new is None and not before:
+                continue
+            changed.add(k)
+            deletes.extend((k, tag) for tag, _, _ in before if new is None or tag != new[0])
+            if new is not None:
+                inserts.append((k, new[0], float(c), label, now))
         self._conn.executemany(
             "DELETE FROM smart_tags WHERE asset_key = ? AND tag_id = ? AND promoted = 0", deletes
         )
