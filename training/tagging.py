@@ -216,9 +216,9 @@ class TaggingCycle:
             report.classified += len(ok)
         changed: set[int] = set()
         with self.catalog.transaction():
-            for model, ok, tag_index, conf in writes:
+            for model, done, tag_index, conf in writes:
                 report.tags_written += self._write(
-                    model, ok, tag_index, conf, old, removed, changed, now, assets
+                    model, done, tag_index, conf, old, removed, changed, now, assets
                 )
             self.outbox.enqueue(assets[k][0] for k in sorted(changed))
         report.changed_assets += len(changed)
