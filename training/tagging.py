@@ -202,18 +202,18 @@ class TaggingCycle:
                         (assets[k][0], f"no current {' or '.join(missing)} vector: run "
                          "`smarttags ingest` on its folder (see `smarttags errors`)")
                     )  # fmt: skip
-            ok = need[have]
-            if not len(ok):
+            usable: np.ndarray = need[have]
+            if not len(usable):
                 continue
             parts = []
             for lab in model_labels:
                 found, matrix = stored[lab]
-                parts.append(matrix[np.searchsorted(found, ok)])
+                parts.append(matrix[np.searchsorted(found, usable)])
             pred = model.classifier.predict(feats.combine(model.features, parts))
             writes.append(
-                (model, ok.tolist(), np.where(pred.applied, pred.tag, -1), pred.confidence)
+                (model, usable.tolist(), np.where(pred.applied, pred.tag, -1), pred.confidence)
             )
-            report.classified += len(ok)
+            report.classified += len(usable)
         changed: set[int] = set()
         with self.catalog.transaction():
             for model, done, tag_index, conf in writes:
