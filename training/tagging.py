@@ -189,12 +189,12 @@ class TaggingCycle:
         writes: list[tuple[_Active, list[int], np.ndarray, np.ndarray]] = []
         failed_keys: set[int] = set()
         for model in active:
-            need = todo[model.name]
+            pending: np.ndarray = todo[model.name]
             model_labels = feats.labels_for(model.features, self.models.embedder)
-            have = np.ones(len(need), bool)
+            have = np.ones(len(pending), bool)
             for lab in model_labels:
-                have &= np.isin(need, stored[lab][0])
-            for k in need[~have].tolist():
+                have &= np.isin(pending, stored[lab][0])
+            for k in pending[~have].tolist():
                 if k not in failed_keys:
                     failed_keys.add(k)
                     missing = [lab for lab in model_labels if k not in set(stored[lab][0].tolist())]
@@ -202,7 +202,7 @@ class TaggingCycle:
                         (assets[k][0], f"no current {' or '.join(missing)} vector: run "
                          "`smarttags ingest` on its folder (see `smarttags errors`)")
                     )  # fmt: skip
-            usable: np.ndarray = need[have]
+            usable: np.ndarray = pending[have]
             if not len(usable):
                 continue
             parts = []
