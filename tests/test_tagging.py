@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,3 +187,70 @@ def test_a_stopped_full_reindex_resumes(svc: SmartTags, monkeypatch: pytest.Monk
     again = svc.reindex(full=True)
     assert again.resumed and again.sent == 120 - 50  # two batches were done before
     assert backend.count() == 120 and svc.outbox_backlog().queued == 0
+
+
+@pytest.mark.slow
+def test_killed_tagging_run_resumes_to_the_same_end_state(tmp_path: Path) -> None:
+    """kill -9 in the middle of `smarttags tag`, rerun: the catalog and the search index
+    end exactly as after one uninterrupted run."""
+    import shutil
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "home"
+    settings = Settings(home=home, embedder="fake")
+    with SmartTags(settings) as app:
+        by_tag, vecs, ids, _ = clusters(dict.fromkeys(TAGS, 14_000), spread=1.5, dim=64)
+        add_assets(app.catalog, vecs, ids)
+        taxonomy(app.catalog, TAGS)
+        examples = {t: tuple(by_tag[t][:20]) for t in TAGS}
+        app.tag_models.create(ModelSpec(name="wear", title="Wear", examples=examples))
+        app.tag_models.train("wear")
+        app.reindex(full=True)
+    reference = tmp_path / "reference"
+    shutil.copytree(home, reference)
+    env = {**os.environ, "SMARTTAGS_EMBEDDER": "fake"}
+    cmd = [sys.executable, "-m", "smarttags", "--home", str(home), "tag", "/lib/"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    db = home / "catalog.sqlite3"
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(db, timeout=0.1) as c:
+                done = c.execute("SELECT count(*) FROM tagging_state").fetchone()[0]
+        except sqlite3.OperationalError:
+            pass
+        if done >= 8192:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr!r}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(db) as c:
+        partial = c.execute("SELECT count(*) FROM tagging_state").fetchone()[0]
+    assert 8192 <= partial <= 42_000
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    whole = subprocess.run(
+        [*cmd[:4], str(reference), *cmd[5:]], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert whole.returncode == 0, whole.stderr
+
+    def end_state(path: Path) -> tuple[object, ...]:
+        with SmartTags(Settings(home=path, embedder="fake")) as app:
+            conn = app.catalog.connection
+            tags = conn.execute(
+                "SELECT a.id, s.tag_id, round(s.confidence, 6), s.model_version FROM smart_tags s "
+                "JOIN assets a ON a.key = s.asset_key ORDER BY a.id"
+            ).fetchall()
+            states = conn.execute("SELECT count(*) FROM tagging_state").fetchone()[0]
+            hits = [(h.asset_id, h.tier, round(h.score, 6)) for h in app.search("hat").hits]
+            return tags, states, app.outbox_backlog().queued, app.search_backend.count(), hits
+
+    resumed, uninterrupted = end_state(home), end_state(reference)
+    assert resumed == uninterrupted
+    assert resumed[1] == 42_000 and resumed[2] == 0 and resumed[3] == 42_000
