@@ -154,3 +154,53 @@ def test_ingest_backfills_colour_statistics_without_re_embedding(
     again = _json(run("ingest", str(photos), "--json"))
     assert again["embedded"] == 0 and again["failed"] == 0
     assert _json(run("status", "--json"))["embeddings"][COLOUR_LABEL] == 36
+
+
+def test_tag_moderate_and_reindex_from_the_cli(
+    run: Callable[..., Result], photos: Path, tmp_path: Path
+) -> None:
+    run("taxonomy", "import", str(tmp_path / "taxonomy.csv"))
+    run("ingest", str(photos / "red"), "--as", "/photos/red")
+    run("ingest", str(photos / "blue"), "--as", "/photos/blue")
+    spec = tmp_path / "colours.yaml"
+    spec.write_text(
+        "title: Colour\nfeatures: visual+colour\ntags:\n"
+        "  colour:red: [/photos/red/00.jpg, /photos/red/01.jpg, /photos/red/02.jpg,"
+        " /photos/red/03.jpg, /photos/red/04.jpg, /photos/red/05.jpg]\n"
+        "  colour:blue: [/photos/blue/00.jpg, /photos/blue/01.jpg, /photos/blue/02.jpg,"
+        " /photos/blue/03.jpg, /photos/blue/04.jpg, /photos/blue/05.jpg]\n"
+    )
+    run("models", "create", str(spec))
+    run("models", "train", "colour")
+    tagged = _json(run("tag", "/photos", "--json"))
+    assert (tagged["assets"], tagged["classified"], tagged["models"]) == (24, 24, ["colour@1"])
+    assert tagged["sync"]["error"] == "" and tagged["sync"]["queued"] == 0
+    assert "24 skipped" in run("tag", "/photos").output  # unchanged, same version
+    # new photos arrive and are tagged on upload
+    up = _json(run("ingest", str(photos / "green"), "--as", "/photos/green", "--tag", "--json"))
+    assert up["added"] == 12 and up["tagging"]["classified"] == 12
+    listed = _json(run("tags", "list", "/photos/red/07.jpg", "--json"))
+    red = [t for t in listed["smart_tags"] if t["tag"] == "colour:red"]
+    assert red and 0 < red[0]["confidence"] <= 1 and red[0]["model_version"] == "colour@1"
+    hits = _json(run("search", "red", "--json", "--limit", "50"))
+    assert "/photos/red/07.jpg" in [h["asset"] for h in hits["hits"]]
+    run("tags", "remove", "/photos/red/07.jpg", "colour:red")
+    hits = _json(run("search", "red", "--json", "--limit", "50"))
+    assert "/photos/red/07.jpg" not in [h["asset"] for h in hits["hits"]]
+    run("tags", "promote", "/photos/red/08.jpg", "colour:red")
+    top = _json(run("search", "red", "--json"))["hits"][0]
+    assert (top["asset"], top["tier"]) == ("/photos/red/08.jpg", 1)
+    text = run("tags", "list", "/photos/red/07.jpg").output
+    assert "removed   colour:red  (never applied again)" in text
+    dry = _json(run("tags", "bulk-remove", "colour:red", "--query", "red", "--json"))
+    assert dry["dry_run"] and dry["removed"] == 0 and dry["with_tag"] >= 5
+    done = _json(run("tags", "bulk-remove", "colour:red", "--query", "red", "--apply", "--json"))
+    assert done["removed"] == dry["with_tag"]
+    assert (
+        "has no smart tag 'colour:red'"
+        in run("tags", "remove", "/photos/red/07.jpg", "colour:red", code=1).output
+    )
+    full = _json(run("reindex", "--full", "--json"))
+    assert full["full"] and full["indexed"] == 36 and full["queued"] == 0
+    status = _json(run("status", "--json"))
+    assert status["search_backlog"]["queued"] == 0 and status["tag_models"] == {"colour": 1}
