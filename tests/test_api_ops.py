@@ -189,3 +189,20 @@ def test_committed_openapi_spec_is_current(api_settings: Settings) -> None:
 def test_docs_are_served(empty_client: TestClient) -> None:
     assert empty_client.get("/openapi.json").json()["info"]["title"] == "smarttags"
     assert empty_client.get("/docs").status_code == 200
+
+
+def test_jobs_keep_the_newest_finished_and_every_active_one(api_settings: Settings) -> None:
+    from smarttags.api.runtime import Jobs
+
+    jobs = Jobs(api_settings, keep=2)
+    try:
+        done = [jobs.start("k", str(i), lambda svc, i=i: i)[0] for i in range(4)]
+        for _ in range(400):
+            if not any(j.active for j in done):
+                break
+            time.sleep(0.01)
+        jobs.start("k", "last", lambda svc: None)
+        kept = [j.target for j in jobs.list()]
+        assert "last" in kept and "0" not in kept and len(kept) == 2
+    finally:
+        jobs.close()

@@ -119,9 +119,9 @@ class Jobs:
                     return job, False
             job = Job(id=f"{kind}-{next(self._ids)}-{int(time.time())}", kind=kind, target=target)
             self._jobs[job.id] = job
-            while len(self._jobs) > self._keep:
-                oldest = next(j for j in self._jobs.values() if not j.active)
-                del self._jobs[oldest.id]
+            finished = [j.id for j in self._jobs.values() if not j.active]
+            for old in finished[: max(0, len(self._jobs) - self._keep)]:
+                del self._jobs[old]  # the oldest finished ones
 
         def run(svc: SmartTags) -> None:
             job.status, job.started_at = "running", time.time()
