@@ -71,7 +71,30 @@ CREATE TABLE IF NOT EXISTS search_tag_terms (
     tag TEXT NOT NULL,
     PRIMARY KEY (term, tag)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS search_term_smart (  -- per (asset, smart-tag token), see TERM_SMART
+    key INTEGER NOT NULL,
+    term TEXT NOT NULL,
+    bound REAL NOT NULL,
+    top REAL NOT NULL,
+    PRIMARY KEY (key, term)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS search_term_smart_by_bound
+    ON search_term_smart(term, bound DESC, top);  -- covering: key is in the primary key
 """
+
+#: ``search_term_smart`` holds, per asset and token of its smart tags' titles/synonyms,
+#: ``bound``: the sum of the confidences of the asset's smart tags holding the token,
+#: promoted ones times :data:`PROMOTION_REF`, whatever their confidence, and ``top``,
+#: the largest of those confidences (the asset is a smart hit for the token when ``top``
+#: is at or above the floor). A tier-2/3
+#: score's ``within`` is at most the sum of ``bound`` over the query's stems times
+#: ``max(1, promotion_factor / PROMOTION_REF)`` (the floor only drops tags; ``max`` and
+#: ``avg`` are at most ``sum``), so the best smart hits can be found by reading each
+#: stem's rows best first (:func:`to_sql_term_list`) and stopping once the bound of the
+#: rows not read yet is below the K-th score (a threshold algorithm).
+TERM_SMART = "search_term_smart"
+#: The promotion factor the stored bounds assume (the default profile's).
+PROMOTION_REF = 1.5
 
 #: Per-connection scratch tables of a search (``temp`` is private to the connection).
 TEMP_SCHEMA = """
@@ -82,6 +105,11 @@ CREATE TEMP TABLE IF NOT EXISTS search_scored (
     within REAL NOT NULL,       -- tier 1: sum of weights; else combined confidences
     n INTEGER NOT NULL          -- smart-tag hits: matched tags (for avg)
 );
+CREATE TEMP TABLE IF NOT EXISTS search_qtags (
+    tag TEXT PRIMARY KEY,       -- the smart tags matching a query term
+    mask INTEGER NOT NULL       -- bit i set when the tag matches query term i
+) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS search_cand (key INTEGER PRIMARY KEY);  -- assets to score
 DROP TABLE IF EXISTS temp.search_facets;
 DROP TABLE IF EXISTS temp.search_facets_all;
 """
@@ -332,6 +360,108 @@ def to_sql_smart(q: TieredQuery) -> list[SqlQuery]:
     return [_smart(q), *_filter_delete(q)]
 
 
+def to_sql_term_smart_backfill() -> SqlQuery:
+    """Fill ``search_term_smart`` from the smart tags already stored (an index written
+    before the table existed)."""
+    sql = f"""INSERT OR REPLACE INTO {TERM_SMART}(key, term, bound, top)
+SELECT s.key, t.term, sum(s.confidence * (CASE WHEN s.promoted THEN :promotion ELSE 1.0 END)),
+       max(s.confidence)
+FROM search_tag_terms t CROSS JOIN search_smart s INDEXED BY search_smart_by_tag_conf
+    ON s.tag = t.tag
+GROUP BY s.key, t.term"""
+    return SqlQuery(sql, {"promotion": PROMOTION_REF})
+
+
+def term_bounds(
+    tags: list[tuple[float, bool, tuple[str, ...]]],
+) -> dict[str, tuple[float, float]]:
+    """One asset's ``search_term_smart`` rows from its smart tags ``(confidence,
+    promoted, terms)``: token -> (bound, top) (see :data:`TERM_SMART`)."""
+    out: dict[str, tuple[float, float]] = {}
+    for confidence, promoted, terms in tags:
+        value = confidence * (PROMOTION_REF if promoted else 1.0)
+        for term in dict.fromkeys(terms):
+            bound, top = out.get(term, (0.0, 0.0))
+            out[term] = (bound + value, max(top, confidence))
+    return out
+
+
+def to_sql_query_tags(q: TieredQuery) -> list[SqlQuery]:
+    """Fill ``temp.search_qtags`` with the smart tags matching a query term and the bit
+    mask of the terms each matches."""
+    params: dict[str, Any] = {}
+    stems = []
+    for i, term in enumerate(q.terms):
+        for j, stem in enumerate(term.stems):
+            params[f"t{i}_{j}"] = stem
+            stems.append(f"({i}, :t{i}_{j})")
+    sql = f"""INSERT INTO temp.search_qtags(tag, mask)
+WITH q(qi, term) AS (VALUES {", ".join(stems)})
+SELECT t.tag, sum(DISTINCT 1 << q.qi) FROM q JOIN search_tag_terms t ON t.term = q.term
+GROUP BY t.tag"""
+    return [SqlQuery("DELETE FROM temp.search_qtags", {}), SqlQuery(sql, params)]
+
+
+def to_sql_term_list(stem: str) -> SqlQuery:
+    """The assets whose smart tags hold ``stem``, as ``(key, bound)``, best bound first."""
+    return SqlQuery(f"""SELECT key, bound FROM {TERM_SMART} INDEXED BY search_term_smart_by_bound
+WHERE term = :term ORDER BY bound DESC""", {"term": stem})  # fmt: skip
+
+
+def to_sql_term_rows(q: TieredQuery, term: int, limit: int) -> SqlQuery:
+    """How many ``search_term_smart`` rows the stems of query term ``term`` have, counting
+    at most ``limit``."""
+    params: dict[str, Any] = {"limit": limit}
+    marks = []
+    for j, stem in enumerate(q.terms[term].stems):
+        params[f"t{term}_{j}"] = stem
+        marks.append(f":t{term}_{j}")
+    sql = f"""SELECT count(*) FROM (
+    SELECT 1 FROM {TERM_SMART} INDEXED BY search_term_smart_by_bound
+    WHERE term IN ({", ".join(marks)}) LIMIT :limit)"""
+    return SqlQuery(sql, params)
+
+
+def to_sql_stream_count(q: TieredQuery, stems: list[str], limit: int) -> SqlQuery:
+    """How many assets not in ``temp.search_scored`` that pass the filters have a smart
+    tag (at or above the floor) holding one of ``stems``, counting at most ``limit``."""
+    params: dict[str, Any] = {"floor": q.profile.confidence_floor, "limit": limit}
+    marks = []
+    for j, stem in enumerate(stems):
+        params[f"s{j}"] = stem
+        marks.append(f":s{j}")
+    flt = _filters(q, params)
+    where = f"\n        AND EXISTS (SELECT 1 FROM search_docs d WHERE d.key = t.key AND {flt})"
+    where = where if flt else ""
+    sql = f"""SELECT count(*) FROM (
+    SELECT {"DISTINCT " if len(stems) > 1 else ""}t.key
+    FROM {TERM_SMART} t INDEXED BY search_term_smart_by_bound
+    WHERE t.term IN ({", ".join(marks)}) AND t.top >= :floor
+        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = t.key){where}
+    LIMIT :limit
+)"""
+    return SqlQuery(sql, params)
+
+
+def to_sql_smart_candidates(q: TieredQuery) -> list[SqlQuery]:
+    """Score the assets of ``temp.search_cand`` (none scored before) from their smart
+    tags matching ``temp.search_qtags`` into ``temp.search_scored``, as
+    :func:`to_sql_smart` scores every asset; tier-1 assets stay as they are."""
+    p = q.profile
+    params: dict[str, Any] = {"floor": p.confidence_floor, "promotion": p.promotion_factor}
+    combine = {"sum": "within + excluded.within", "avg": "within + excluded.within",
+               "max": "max(within, excluded.within)"}[p.combine]  # fmt: skip
+    sql = f"""INSERT INTO temp.search_scored(key, tier, mask, within, n)
+SELECT s.key, 3, qt.mask,
+       s.confidence * (CASE WHEN s.promoted THEN :promotion ELSE 1.0 END), 1
+FROM temp.search_cand c CROSS JOIN search_smart s ON s.key = c.key AND s.confidence >= :floor
+CROSS JOIN temp.search_qtags qt ON qt.tag = s.tag
+WHERE true
+ON CONFLICT(key) DO UPDATE SET mask = mask | excluded.mask, within = {combine}, n = n + 1
+    WHERE tier <> 1"""
+    return [SqlQuery(sql, params), *_filter_delete(q)]
+
+
 def _term_tags(terms: dict[int, QueryTerm], params: dict[str, Any]) -> str:
     """SQL list of the tags whose titles or synonyms hold a stem of one of ``terms``
     (query terms by index)."""
@@ -355,7 +485,7 @@ def to_sql_smart_rows(q: TieredQuery, term: int, limit: int) -> SqlQuery:
 
 
 def to_sql_smart_count(q: TieredQuery, limit: int, every_from: int | None = None) -> SqlQuery:
-    """How many assets outside ``temp.search_scored`` (tier 1) that pass the filters have
+    """How many assets not in tier 1 of ``temp.search_scored`` that pass the filters have
     a smart tag (at or above the floor) matching a query term, counting at most ``limit``.
     With ``every_from`` (a term index, best the rarest): only those whose smart tags
     match every term (tier 2), streamed from the tags of that term."""
@@ -376,7 +506,8 @@ def to_sql_smart_count(q: TieredQuery, limit: int, every_from: int | None = None
     sql = f"""SELECT count(*) FROM (
     SELECT DISTINCT h.key FROM search_smart h INDEXED BY search_smart_by_tag_conf
     WHERE h.tag IN {tags} AND h.confidence >= :floor
-        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = h.key){conditions}
+        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r
+            WHERE r.key = h.key AND r.tier = 1){conditions}
     LIMIT :limit
 )"""
     return SqlQuery(sql, params)

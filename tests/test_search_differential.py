@@ -21,7 +21,7 @@ from ranking.profile import RankingProfile
 from ranking.query import TieredQuery
 from ranking.results import SearchResult
 
-from .contract.search_contract import doc, manual, smart
+from .contract.search_contract import doc, manual, query, smart
 
 WORDS = [
     "red",
@@ -135,13 +135,22 @@ def check(
     return seen
 
 
+#: Smart-tier strategies: (smart_top_max, smart_top_batch). The top smart hits by the
+#: threshold algorithm in its own rounds, in rounds of one row (many rounds, deep
+#: reads), with a read limit that falls back midway, and every smart hit scored.
+SMART = {"top": (8_192, None), "top-step": (8_192, 1), "top-fallback": (3, 1), "all": (0, None)}
+
+
+@pytest.mark.parametrize("smart", sorted(SMART))
 @pytest.mark.parametrize("class_fill_max", [16_384, 0], ids=["load", "walk"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_embedded_matches_the_oracle(tmp_path, seed: int, class_fill_max: int) -> None:  # type: ignore[no-untyped-def]
+def test_embedded_matches_the_oracle(tmp_path, seed: int, class_fill_max: int, smart: str) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(seed)
     docs, qs = corpus(rng), queries(rng)
     backend = EmbeddedBackend(tmp_path / "c.sqlite3")
     backend.class_fill_max = class_fill_max  # 0: every tier-1 class is walked
+    backend.smart_top_max, backend.smart_top_batch = SMART[smart]
+    backend.smart_top_gain = 0  # small corpora: take the threshold algorithm when allowed
     backend.ensure_schema()
     backend.upsert(docs)
     results = check(backend, docs, qs)
@@ -159,3 +168,42 @@ def test_backends_agree(tmp_path, opensearch_backend: SearchBackend, seed: int) 
     embedded.upsert(docs)
     assert opensearch_backend.upsert(docs).failed == []
     assert check(embedded, docs, qs) == check(opensearch_backend, docs, qs)
+
+
+def test_top_smart_hits_stop_early(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Larger corpora and small samples: the threshold algorithm stops before reading
+    every smart hit, and the results are still the oracle's."""
+    stops: list[bool] = []
+    real = EmbeddedBackend._smart_top
+
+    def spy(self: EmbeddedBackend, q: TieredQuery, k: int, need: int) -> tuple[bool, bool]:
+        every, tier2 = real(self, q, k, need)
+        stops.append(not every)
+        return every, tier2
+
+    monkeypatch.setattr(EmbeddedBackend, "_smart_top", spy)
+    for seed in (4, 5):
+        rng = random.Random(seed)
+        docs = corpus(rng, 400)
+        qs = [
+            TieredQuery.build(q.text, profile=RankingProfile(**{
+                **q.profile.model_dump(), "facet_sample": min(s, q.profile.track_total_hits)}),
+                              path_prefix=q.path_prefix, formats=q.formats, tags=q.tags,
+                              offset=o, limit=n)
+            for q in queries(rng, 30) for s, o, n in ((1, 0, 3), (10, 2, 5), (40, 0, 10))
+        ]  # fmt: skip
+        # The same word twice, and words sharing tags (tier 2 may be past the streams).
+        # Smart tags only (tier 1 empty): the same word twice, words sharing tags.
+        tagged = [doc(f"/t/{i:03d}", smart_tags=list(d.smart_tags)) for i, d in enumerate(docs)]
+        small = RankingProfile(languages=("en", "de"), facet_sample=5)
+        tag_qs = [query(t, limit=5, profile=small) for t in ("red red", "boot red boot",
+                  "summer dress summer", "running shoe", "shoe running red")]  # fmt: skip
+        for name, d, q in (("c", docs, qs), ("t", tagged, qs + tag_qs)):
+            backend = EmbeddedBackend(tmp_path / f"{name}{seed}.sqlite3")
+            backend.ensure_schema()
+            backend.upsert(d)
+            backend.smart_top_gain = 0
+            for batch in (None, 2):
+                backend.smart_top_batch = batch
+                check(backend, d, q)
+    assert sum(stops) >= 50, stops

@@ -1,7 +1,9 @@
 """Forces each search strategy of the embedded backend and checks it against the oracle.
 
-The backend picks, per search, whether to score every hit or only the top ones, and for
-a tier-1 score class whether to load it whole or walk asset ids (``class_fill_max``).
+The backend picks, per search, whether to score every hit or only the top ones, for
+a tier-1 score class whether to load it whole or walk asset ids (``class_fill_max``),
+and for the smart tiers whether to score every hit or find the top ones with the
+threshold algorithm (``smart_top_max``, ``smart_top_batch``, ``smart_top_gain``).
 This runs larger random corpora than the differential test (with small
 ``track_total_hits`` / ``facet_sample`` profiles among the queries, so every path runs)
 and compares the whole result with ``ranking.explain.search``, scores to 1e-9, including
@@ -28,8 +30,16 @@ from ranking.query import TieredQuery  # noqa: E402
 from ranking.results import SearchResult  # noqa: E402
 from tests.test_search_differential import corpus, queries  # noqa: E402
 
-#: class_fill_max: the default, and 0 (walk every tier-1 class).
-STRATEGIES = [EmbeddedBackend.class_fill_max, 0]
+#: (class_fill_max, smart_top_max, smart_top_batch, smart_top_gain): the defaults;
+#: walk every tier-1 class; the threshold algorithm whenever allowed, in its own rounds
+#: and in rounds of one row; every smart hit scored.
+STRATEGIES = [
+    (EmbeddedBackend.class_fill_max, EmbeddedBackend.smart_top_max, None, 4),
+    (0, EmbeddedBackend.smart_top_max, None, 4),
+    (EmbeddedBackend.class_fill_max, EmbeddedBackend.smart_top_max, None, 0),
+    (EmbeddedBackend.class_fill_max, EmbeddedBackend.smart_top_max, 1, 0),
+    (EmbeddedBackend.class_fill_max, 0, None, 0),
+]
 
 
 def summary(r: SearchResult) -> tuple[object, ...]:
@@ -52,11 +62,12 @@ def main() -> int:
             for q in qs[:20] for o, n in ((0, 5), (7, 3), (30, 20))
         ]  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
-            for fill_max in STRATEGIES:
-                b = EmbeddedBackend(Path(tmp) / f"c{fill_max}.sqlite3")
+            for n, (fill_max, top_max, batch, gain) in enumerate(STRATEGIES):
+                b = EmbeddedBackend(Path(tmp) / f"c{n}.sqlite3")
                 b.ensure_schema()
                 b.upsert(docs)
-                b.class_fill_max = fill_max
+                b.class_fill_max, b.smart_top_max = fill_max, top_max
+                b.smart_top_batch, b.smart_top_gain = batch, gain
                 for q in qs:
                     check(b.search(q), docs, q)
                     checked += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,9 +17,12 @@ from ranking.profile import METADATA_FIELDS
 from ranking.query import TieredQuery
 from ranking.results import FacetCount, Hit, SearchResult, Why, capped_counts
 from ranking.sql import (
+    PROMOTION_REF,
     SCHEMA,
     TEMP_SCHEMA,
+    TERM_SMART,
     SqlQuery,
+    term_bounds,
     tier1_classes,
     to_sql,
     to_sql_class_count,
@@ -26,9 +30,15 @@ from ranking.sql import (
     to_sql_class_walk,
     to_sql_facets,
     to_sql_prune,
+    to_sql_query_tags,
     to_sql_smart,
+    to_sql_smart_candidates,
     to_sql_smart_count,
     to_sql_smart_rows,
+    to_sql_stream_count,
+    to_sql_term_list,
+    to_sql_term_rows,
+    to_sql_term_smart_backfill,
     to_sql_threshold,
     to_sql_tier1,
     to_sql_tier1_count,
@@ -57,6 +67,14 @@ class EmbeddedBackend:
     name = "embedded"
     #: A tier-1 score class larger than this is walked in asset-id order, not loaded.
     class_fill_max = 16_384
+    #: The smart tiers' top hits are found by reading ``search_term_smart`` best first
+    #: while at most this many rows are read (else every smart hit is scored; 0: always).
+    smart_top_max = 8_192
+    #: Rows read per stem in the first round of that (None: 1.5 x the hits missing).
+    smart_top_batch: int | None = None
+    #: ... and only when the most frequent term has this many times more rows than the
+    #: others together plus that first round (0: whenever allowed).
+    smart_top_gain = 4
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -75,7 +93,14 @@ class EmbeddedBackend:
 
     def ensure_schema(self) -> None:
         try:
-            self._conn.executescript(SCHEMA)
+            c = self._conn
+            fresh = c.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
+                              (TERM_SMART,)).fetchone() is None  # fmt: skip
+            c.executescript(SCHEMA)
+            if fresh:  # an index written before the table existed: derive its rows
+                c.execute("BEGIN IMMEDIATE")
+                c.execute(*_args(to_sql_term_smart_backfill()))
+                c.execute("COMMIT")
         except sqlite3.Error as e:
             raise BackendError(f"cannot create the search tables in {self.path}: {e}") from e
 
@@ -99,6 +124,7 @@ class EmbeddedBackend:
         c.executemany("DELETE FROM search_meta WHERE rowid = ?", rows)
         c.executemany("DELETE FROM search_smart WHERE key = ?", rows)
         c.executemany("DELETE FROM search_manual WHERE key = ?", rows)
+        c.executemany(f"DELETE FROM {TERM_SMART} WHERE key = ?", rows)
         c.executemany("DELETE FROM search_docs WHERE key = ?", rows)
 
     def upsert(self, docs: Sequence[SearchDocument]) -> BulkResult:
@@ -118,6 +144,7 @@ class EmbeddedBackend:
             smart_rows: list[tuple[int, str, float, int]] = []
             manual_rows: list[tuple[int, str]] = []
             tag_terms: set[tuple[str, str]] = set()
+            term_rows: list[tuple[int, str, float, float]] = []
             for doc in latest.values():
                 key = existing.get(doc.asset_id)
                 if key is None:
@@ -136,6 +163,8 @@ class EmbeddedBackend:
                 )
                 manual_rows.extend((key, t.tag) for t in doc.manual_tags)
                 tag_terms.update((term, s.tag) for s in doc.smart_tags for term in s.terms)
+                bounds = term_bounds([(s.confidence, s.promoted, s.terms) for s in doc.smart_tags])
+                term_rows.extend((key, term, b, top) for term, (b, top) in bounds.items())
             c.executemany(
                 "INSERT INTO search_docs(key, asset_id, format, doc) VALUES (?, ?, ?, ?)",
                 doc_rows,
@@ -154,6 +183,8 @@ class EmbeddedBackend:
                           manual_rows)  # fmt: skip
             c.executemany("INSERT OR IGNORE INTO search_tag_terms(term, tag) VALUES (?, ?)",
                           sorted(tag_terms))  # fmt: skip
+            c.executemany(f"INSERT INTO {TERM_SMART}(key, term, bound, top) VALUES (?, ?, ?, ?)",
+                          term_rows)  # fmt: skip
             c.execute("COMMIT")
             result.ok = len(docs)
         except sqlite3.Error as e:
@@ -201,6 +232,94 @@ class EmbeddedBackend:
             if have >= k:
                 return
 
+    def _smart_all(self, q: TieredQuery) -> tuple[bool, list[str]]:
+        """Score every smart hit (tier 1 in ``temp.search_scored`` stays)."""
+        self._run([SqlQuery("DELETE FROM temp.search_scored WHERE tier <> 1", {}),
+                   *to_sql_smart(q)])  # fmt: skip
+        return True, []
+
+    def _smart_top(self, q: TieredQuery, k: int, need: int) -> tuple[bool, list[str]]:
+        """Add the smart hits (tiers 2 and 3) among the top ``k`` hits to
+        ``temp.search_scored`` (tier 1 there, ``need`` hits short of ``k``), with every
+        hit scoring as much as the ``k``-th. Says whether every smart hit was added, and
+        else the stems whose assets were not all read (only they hold smart hits not
+        added).
+
+        A threshold algorithm over ``search_term_smart``: the assets holding a stem of
+        any term but the most frequent one are read whole; those of the most frequent
+        term's stems are read best bound first, in rounds of growing size; each asset read
+        is scored exactly. It stops when the ``k``-th score beats what an asset not read
+        yet can score (its tier's boost plus the sum of the live stems' current bounds,
+        see :data:`ranking.sql.TERM_SMART`). An asset not read then holds only the most
+        frequent term's stems, so every tier-2 hit has been scored unless those cover
+        every term (one term, or the same word twice). When
+        more than ``smart_top_max`` rows would be read, every smart hit is scored."""
+        limit = self.smart_top_max
+        if limit <= 0:
+            return self._smart_all(q)
+        sizes = [int(self._scalar(to_sql_term_rows(q, i, limit + 1))) for i in range(len(q.terms))]
+        big = sizes.index(max(sizes))
+        others = sum(sizes) - sizes[big]
+        if others > limit:  # several frequent terms: score everything
+            return self._smart_all(q)
+        # Reading and scoring asset by asset costs a few times what scoring every row in
+        # one statement does: worth it only when the streamed term is much larger.
+        worth = self.smart_top_gain * (others + need + need // 2)
+        if sizes[big] > limit and worth > limit:
+            sizes[big] = int(self._scalar(to_sql_term_rows(q, big, worth + 1)))
+        if sizes[big] <= worth:
+            return self._smart_all(q)
+        self._run(to_sql_query_tags(q))
+        p = q.profile
+        scale = max(1.0, p.promotion_factor / PROMOTION_REF)
+        stream = list(dict.fromkeys(q.terms[big].stems))
+        whole = [s for t in q.terms for s in t.stems if s not in stream]
+        cursors = {s: self._conn.execute(*_args(to_sql_term_list(s)))
+                   for s in dict.fromkeys(whole + stream)}  # fmt: skip
+        heads = dict.fromkeys(stream, math.inf)  # the live streams' bounds
+        seen: set[int] = set()
+        batch = self.smart_top_batch or max(need + need // 2, 32)
+        read = 0
+        try:
+            first = True
+            while True:
+                new: list[tuple[int]] = []
+                for stem, cursor in cursors.items():
+                    if stem in heads:
+                        rows = cursor.fetchmany(batch)
+                        if len(rows) < batch:
+                            del heads[stem]
+                        else:
+                            heads[stem] = float(rows[-1][1])
+                    elif first:
+                        rows = cursor.fetchall()
+                    else:
+                        continue
+                    read += len(rows)
+                    for key, _ in rows:
+                        if key not in seen:
+                            seen.add(key)
+                            new.append((key,))
+                first = False
+                if new:
+                    self._run([SqlQuery("DELETE FROM temp.search_cand", {})])
+                    self._conn.executemany("INSERT INTO temp.search_cand(key) VALUES (?)", new)
+                    self._run(to_sql_smart_candidates(q))
+                if not heads:
+                    return True, []
+                # An asset not read holds live stems only: tier 2 if they cover every term.
+                tier2 = all(any(s in heads for s in t.stems) for t in q.terms)
+                best = p.tier_boosts[1 if tier2 else 2] + scale * sum(heads.values())
+                kth = self._scalar(to_sql_threshold(q, k - 1))
+                if kth is not None and best + 1e-6 < float(kth):
+                    return False, stream
+                if read > limit:
+                    return self._smart_all(q)
+                batch *= 2
+        finally:
+            for cursor in cursors.values():
+                cursor.close()
+
     def _smart_counts(self, q: TieredQuery, left: int) -> dict[int, int]:
         """Smart-tier counts (tier 1 in ``temp.search_scored``), exact while their sum is
         at most ``left``, else lower bounds that pass it."""
@@ -231,10 +350,19 @@ class EmbeddedBackend:
         else:
             self._run(to_sql_tier1(q))
             n1 = int(self._scalar(SqlQuery("SELECT count(*) FROM temp.search_scored", {})))
-            if n1 < k:  # the smart tiers are on the page or in the sample: score them all
-                self._run(to_sql_smart(q))
+            if n1 < k:  # the smart tiers are on the page or in the sample: find their top
+                every, stream = self._smart_top(q, k, k - n1)
                 row = self._conn.execute(*_args(to_sql_tier_counts(q, cap + 1))).fetchone()
                 counts = {1: int(row[0]), 2: int(row[1]), 3: int(row[2])}
+                if not every:  # count the hits not read, to the cap
+                    more = cap + 1 - sum(counts.values())
+                    rest = int(self._scalar(to_sql_stream_count(q, stream, max(more, 0))))
+                    if len(q.terms) == 1:  # every smart hit is in tier 2
+                        counts[2] += rest
+                    elif any(not set(t.stems) & set(stream) for t in q.terms):
+                        counts[3] += rest  # they lack a term: tier 3
+                    else:  # they may hold every term
+                        counts = {1: n1, **self._smart_counts(q, cap - n1)}
             else:  # only count them, as far as the cap
                 counts = {1: n1, **self._smart_counts(q, cap - n1)}
         self._page(q, to_sql_prune(q), k - 1, fetch=False)

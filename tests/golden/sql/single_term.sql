@@ -124,7 +124,8 @@ SELECT count(*) FROM (
 SELECT count(*) FROM (
     SELECT DISTINCT h.key FROM search_smart h INDEXED BY search_smart_by_tag_conf
     WHERE h.tag IN (SELECT tag FROM search_tag_terms WHERE term IN (:t0_0)) AND h.confidence >= :floor
-        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = h.key)
+        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r
+            WHERE r.key = h.key AND r.tier = 1)
     LIMIT :limit
 )
 -- params
@@ -137,7 +138,8 @@ SELECT count(*) FROM (
 SELECT count(*) FROM (
     SELECT DISTINCT h.key FROM search_smart h INDEXED BY search_smart_by_tag_conf
     WHERE h.tag IN (SELECT tag FROM search_tag_terms WHERE term IN (:t0_0)) AND h.confidence >= :floor
-        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = h.key)
+        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r
+            WHERE r.key = h.key AND r.tier = 1)
     LIMIT :limit
 )
 -- params
@@ -145,6 +147,74 @@ SELECT count(*) FROM (
  "floor": 0.3,
  "limit": 100,
  "t0_0": "shoe"
+}
+-- query_tags 0
+DELETE FROM temp.search_qtags
+-- params
+{}
+-- query_tags 1
+INSERT INTO temp.search_qtags(tag, mask)
+WITH q(qi, term) AS (VALUES (0, :t0_0))
+SELECT t.tag, sum(DISTINCT 1 << q.qi) FROM q JOIN search_tag_terms t ON t.term = q.term
+GROUP BY t.tag
+-- params
+{
+ "t0_0": "shoe"
+}
+-- term_rows
+SELECT count(*) FROM (
+    SELECT 1 FROM search_term_smart INDEXED BY search_term_smart_by_bound
+    WHERE term IN (:t0_0) LIMIT :limit)
+-- params
+{
+ "limit": 8193,
+ "t0_0": "shoe"
+}
+-- term_list
+SELECT key, bound FROM search_term_smart INDEXED BY search_term_smart_by_bound
+WHERE term = :term ORDER BY bound DESC
+-- params
+{
+ "term": "shoe"
+}
+-- smart_candidates 0
+INSERT INTO temp.search_scored(key, tier, mask, within, n)
+SELECT s.key, 3, qt.mask,
+       s.confidence * (CASE WHEN s.promoted THEN :promotion ELSE 1.0 END), 1
+FROM temp.search_cand c CROSS JOIN search_smart s ON s.key = c.key AND s.confidence >= :floor
+CROSS JOIN temp.search_qtags qt ON qt.tag = s.tag
+WHERE true
+ON CONFLICT(key) DO UPDATE SET mask = mask | excluded.mask, within = within + excluded.within, n = n + 1
+    WHERE tier <> 1
+-- params
+{
+ "floor": 0.3,
+ "promotion": 1.5
+}
+-- stream_count
+SELECT count(*) FROM (
+    SELECT t.key
+    FROM search_term_smart t INDEXED BY search_term_smart_by_bound
+    WHERE t.term IN (:s0) AND t.top >= :floor
+        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = t.key)
+    LIMIT :limit
+)
+-- params
+{
+ "floor": 0.3,
+ "limit": 9000,
+ "s0": "shoe"
+}
+-- term_smart_backfill
+INSERT OR REPLACE INTO search_term_smart(key, term, bound, top)
+SELECT s.key, t.term, sum(s.confidence * (CASE WHEN s.promoted THEN :promotion ELSE 1.0 END)),
+       max(s.confidence)
+FROM search_tag_terms t CROSS JOIN search_smart s INDEXED BY search_smart_by_tag_conf
+    ON s.tag = t.tag
+GROUP BY s.key, t.term
+-- params
+{
+ "promotion": 1.5
 }
 -- threshold
 SELECT (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) AS score FROM temp.search_scored
