@@ -98,42 +98,102 @@ def write_model_spec(labels: dict[str, str], out: Path) -> Path:
     return path
 
 
-def _train(svc: SmartTags, spec: Path, labels: dict[str, str]) -> None:
+def _train(svc: SmartTags, spec: Path) -> None:
     tm = svc.tag_models
     if MODEL_NAME not in tm.store.names():
         tm.create(load_spec(spec))
     outcome = tm.train(MODEL_NAME, activate=True)
     click.echo(render_table(outcome.report, style=sys.stdout.isatty()))
-    examples = {a for ids in tm.store.get(MODEL_NAME).tags.values() for a in ids}
-    keys, tag_index, _ = tm.predict_catalog(MODEL_NAME, outcome.version)
-    ids = tm.ids_for_keys(keys.tolist())
-    tags = tm.classifier(MODEL_NAME, outcome.version).tags
-    right = given = others = 0
-    taken: dict[tuple[str, str], int] = {}
-    for key, t in zip(keys.tolist(), tag_index.tolist(), strict=True):
-        asset = ids[key]
-        if asset in examples:
-            continue
-        label = labels.get(asset.removeprefix(PREFIX + "/"), "")
-        if label not in MODEL_TYPES:
-            others += 1
-            if t >= 0:
-                pair = (label, tags[t].rsplit("/", 1)[-1])
-                taken[pair] = taken.get(pair, 0) + 1
-            continue
-        if t >= 0:
-            given += 1
-            right += tags[t] == tag_id(label)
-    in_model = len(keys) - len(examples) - others
-    click.echo(
-        f"   dry run over the other photos: {given} of {in_model} photos of the "
-        f"{len(MODEL_TYPES)} types get a tag, {right} of them right ({right / max(given, 1):.1%})"
+
+
+def _smart(svc: SmartTags, labels: dict[str, str]) -> dict[str, tuple[str, float, bool, str]]:
+    """Photo -> (garment type it got, confidence, promoted, its true type)."""
+    out = {}
+    rows = svc.catalog.connection.execute(
+        "SELECT a.id, s.tag_id, s.confidence, s.promoted FROM smart_tags s "
+        "JOIN assets a ON a.key = s.asset_key WHERE a.id LIKE ? ORDER BY a.id",
+        (PREFIX + "/%",),
     )
-    top = sorted(taken.items(), key=lambda kv: -kv[1])[:3]
+    for asset, tag, conf, promoted in rows:
+        out[asset] = (tag, conf, bool(promoted), labels.get(asset.removeprefix(PREFIX + "/"), ""))
+    return out
+
+
+def _tag(svc: SmartTags, labels: dict[str, str]) -> None:
+    report = svc.tag([PREFIX], progress=sys.stderr.isatty())
+    r = report.as_dict()
     click.echo(
-        f"   {sum(taken.values())} of {others} photos of other garment types get the nearest "
-        f"tag of the model (most: {', '.join(f'{n} {a} as {b}' for (a, b), n in top)})"
+        f"   {r['assets']} photos, model {', '.join(r['models'])}: {r['classified']} classified, "
+        f"{r['skipped']} skipped, {r['failed']} failed; {r['tags_written']} smart tags written "
+        f"in {r['seconds']:.1f}s; search index synced ({r['sync'].get('sent', 0)} documents)"
     )
+    examples = {a for ids in svc.tag_models.store.get(MODEL_NAME).tags.values() for a in ids}
+    smart = {a: v for a, v in _smart(svc, labels).items() if a not in examples}
+    types = {tag_id(t): t for t in MODEL_TYPES}
+    in_model = [a for a in smart if smart[a][3] in MODEL_TYPES]
+    right = sum(types.get(smart[a][0]) == smart[a][3] for a in in_model)
+    others = [a for a in smart if smart[a][3] not in MODEL_TYPES]
+    total_in = sum(
+        1 for f, lab in labels.items() if lab in MODEL_TYPES and f"{PREFIX}/{f}" not in examples
+    )
+    total_out = sum(1 for lab in labels.values() if lab not in MODEL_TYPES)
+    click.echo(
+        f"   {len(in_model)} of {total_in} photos of the {len(MODEL_TYPES)} types (examples "
+        f"aside) got a smart tag, {right} of them right ({right / max(len(in_model), 1):.1%}); "
+        f"{len(others)} of {total_out} photos of other garment types got one"
+    )
+
+
+def _show(svc: SmartTags, text: str, limit: int = 3) -> None:
+    """The first hits of each tier, with why they matched."""
+    result = svc.search(text, limit=limit)
+    plus = "+" if result.total_relation == "gte" else ""
+    click.echo(f"   search {text!r}: {result.total:,}{plus} hits, tiers {result.tiers}")
+    offset = 0
+    for tier in sorted(result.tiers):
+        page = svc.search(text, offset=offset, limit=limit)
+        for h in page.hits:
+            if h.tier != tier:
+                break
+            why = "; ".join(f"{t!r} in {', '.join(f)}" for t, f in h.why.fields.items())
+            tags = "; ".join(
+                f"smart tag {m.tag} {m.confidence:.2f}{' promoted' if m.promoted else ''}"
+                for m in h.why.tags
+            )
+            click.echo(f"      tier {h.tier}  {h.score:9.3f}  {h.asset_id}  ({why or tags})")
+        offset += result.tiers[tier]
+
+
+def _where(svc: SmartTags, text: str, asset: str) -> str:
+    hits = svc.search(text, limit=200).hits
+    for rank, h in enumerate(hits, 1):
+        if h.asset_id == asset:
+            return f"tier {h.tier}, rank {rank}"
+    return "not found"
+
+
+def _moderate(svc: SmartTags, labels: dict[str, str]) -> None:
+    smart = _smart(svc, labels)
+    dress = tag_id("Dress")
+    wrong = [a for a, v in smart.items() if v[0] == dress and v[3] != "Dress" and not v[2]]
+    right = [a for a, v in smart.items() if v[0] == dress and v[3] == "Dress" and not v[2]]
+    if wrong:
+        asset = wrong[0]
+        before = _where(svc, "dress", asset)
+        svc.remove_smart_tag(asset, dress)
+        click.echo(
+            f"   remove {dress} ({smart[asset][1]:.2f}) from {asset}, a {smart[asset][3]!r} "
+            f"photo: search 'dress' {before} -> {_where(svc, 'dress', asset)}; remembered, "
+            "no tagging cycle brings it back"
+        )
+    if right:
+        asset = right[-1]
+        before = _where(svc, "dress", asset)
+        svc.promote_smart_tag(asset, dress)
+        click.echo(
+            f"   promote {dress} ({smart[asset][1]:.2f}) on {asset}: search 'dress' {before} "
+            f"-> {_where(svc, 'dress', asset)}; it counts as a manual tag now"
+        )
 
 
 def _similar(svc: SmartTags, labels: dict[str, str], examples: int) -> None:
@@ -165,7 +225,7 @@ def _search(svc: SmartTags, judgments: Path) -> None:
     )
     click.echo(
         f"   (only the {HAND_TAGGED} hand-tagged photos per type are findable so far; "
-        "smart tags from trained tag models will find the rest)"
+        "a tag model will find the rest)"
     )
 
 
@@ -222,7 +282,20 @@ def register(cli: click.Group) -> None:
             f"{MODEL_EXAMPLES} examples ({spec})",
             bold=True,
         )
-        _train(svc, spec, labels)
+        _train(svc, spec)
+        click.secho(
+            "6. Tagging cycle: the model tags every photo from its stored vector", bold=True
+        )
+        _tag(svc, labels)
+        click.secho("7. Search again: smart tags find what the hand tags could not", bold=True)
+        _show(svc, "shoes")
+        metrics = svc.evaluate(judgments, [])["default"]
+        click.echo(
+            f"   eval on {metrics.queries} garment queries: nDCG@10 {metrics.ndcg10:.3f}, "
+            f"P@10 {metrics.p10:.3f}, MRR {metrics.mrr:.3f}, recall@100 {metrics.recall100:.3f}"
+        )
+        click.secho("8. Moderation: remove a wrong smart tag, promote a right one", bold=True)
+        _moderate(svc, labels)
         click.echo(
             "Next: `smarttags search shoes --explain`, `smarttags similar "
             f"{PREFIX}/images/<file>`, `smarttags eval --judgments "

@@ -73,6 +73,13 @@ def test_demo_trains_a_tag_model_and_prints_its_report(demo_run: tuple[Path, str
     assert accuracy >= 0.85, accuracy
     assert precision >= 95.0, precision
     assert "Confusion matrix" in out
+    # tagging cycle, search with smart tags, moderation (measured: recall@100 0.100 -> 0.706)
+    assert "1549 photos, model garment-type@1: 1549 classified, 0 skipped, 0 failed" in out
+    recalls = [float(x) for x in re.findall(r"recall@100 ([0-9.]+)", out)]
+    assert recalls[0] == pytest.approx(0.1) and recalls[1] >= 0.6, recalls
+    assert re.search(r"tier 2 .* \(smart tag apparel:garment/shoes 0\.\d\d\)", out)
+    assert re.search(r"search 'dress' tier 2, rank \d+ -> not found; remembered", out)
+    assert re.search(r"search 'dress' tier 2, rank \d+ -> tier 1, rank \d+", out)
     with SmartTags(Settings(home=home)) as svc:
         [v] = svc.tag_models.versions("garment-type")
         assert (v.status, v.active) == ("trained", True)
