@@ -45,3 +45,7 @@ class BackendError(IndexerError):
 
 class BusyError(CatalogError):
     """Another process holds the data directory's lock for this kind of run."""
+
+
+class UnknownSmartTagError(CatalogError):
+    """An asset does not carry the smart tag named."""

@@ -16,6 +16,10 @@ class ModelSpecError(TrainingError):
     """A tag model definition (file or flags) is invalid."""
 
 
+class ModelExistsError(ModelSpecError):
+    """A tag model by that name exists already."""
+
+
 class UnknownModelError(TrainingError):
     """No tag model (or version) by that name."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from indexer.catalog import Catalog
-from indexer.errors import CatalogError
+from indexer.errors import UnknownSmartTagError
 from indexer.outbox import Outbox
 
 from .tagging import ensure_schema
@@ -117,7 +117,7 @@ class Moderation:
         row = self._row(key, tag_id)
         if row is None:
             have = [t for t, *_ in self.catalog.smart_tags(key)]
-            raise CatalogError(
+            raise UnknownSmartTagError(
                 f"asset {asset_id} has no smart tag {tag_id!r}; its smart tags: "
                 f"{', '.join(have) or 'none'} (see `smarttags tags list {asset_id}`)"
             )

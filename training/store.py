@@ -16,7 +16,7 @@ from typing import Any
 
 from indexer.catalog import Catalog
 
-from .errors import ModelSpecError, UnknownModelError
+from .errors import ModelExistsError, ModelSpecError, UnknownModelError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tag_models (
@@ -122,7 +122,7 @@ class ModelStore:
                     (name, title, description, features, target_precision, now, now),
                 )
         except sqlite3.IntegrityError as e:
-            raise ModelSpecError(
+            raise ModelExistsError(
                 f"a tag model named {name!r} exists already; add examples with `smarttags "
                 f"models add-examples {name} TAG ASSET...` or choose another name"
             ) from e

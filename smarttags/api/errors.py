@@ -36,6 +36,7 @@ class ApiError(Exception):
 #: wins; the base classes catch whatever a package adds later.
 ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
     ix.UnknownAssetError: (404, "unknown_asset"),
+    ix.UnknownSmartTagError: (404, "unknown_smart_tag"),
     ix.TaxonomyError: (422, "invalid_tag"),
     ix.SidecarError: (422, "invalid_sidecar"),
     ix.ImageError: (422, "invalid_image"),
@@ -50,6 +51,7 @@ ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
     rk.JudgmentsError: (422, "invalid_judgments"),
     rk.RankingError: (400, "ranking_error"),
     tr.UnknownModelError: (404, "unknown_model"),
+    tr.ModelExistsError: (409, "model_exists"),
     tr.ModelSpecError: (422, "invalid_model"),
     tr.GuidelineError: (409, "guideline_violation"),
     tr.FitError: (422, "training_failed"),
