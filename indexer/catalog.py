@@ -452,19 +452,8 @@ class Catalog:
     def current_embeddings(self, keys: Sequence[int], embedder: str) -> dict[int, np.ndarray]:
         """Key -> vector of ``embedder`` for those of ``keys`` whose vector is current
         (computed from the asset's present bytes)."""
-        out: dict[int, np.ndarray] = {}
-        wanted = list(dict.fromkeys(keys))
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            rows = self._conn.execute(
-                "SELECT e.asset_key, e.vector FROM embeddings e JOIN assets a "
-                "ON a.key = e.asset_key AND a.sha256 = e.sha256 WHERE e.embedder = ? "
-                f"AND e.asset_key IN ({','.join('?' * len(chunk))})",
-                (embedder, *chunk),
-            )
-            for key, blob in rows:
-                out[key] = np.frombuffer(blob, dtype=np.float32).copy()
-        return out
+        found, matrix = self.vectors_for(keys, embedder)
+        return {int(k): row for k, row in zip(found.tolist(), matrix, strict=True)}
 
     def vectors_for(self, keys: Sequence[int], embedder: str) -> tuple[np.ndarray, np.ndarray]:
         """(keys that have a current vector, their vectors as one n x dim float32 matrix),
