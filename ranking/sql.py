@@ -339,6 +339,30 @@ ORDER BY d.asset_id LIMIT :need"""
     return SqlQuery(sql, params)
 
 
+def to_sql_tier1_scan(q: TieredQuery) -> SqlQuery:
+    """Every tier-1 asset that passes the filters into ``temp.search_scored``: one FTS5
+    query for the assets holding every term, each scored by testing its stored tokens
+    (per term, the largest weight of a field holding it; summed in term order)."""
+    p = q.profile
+    params: dict[str, Any] = {"expr": _every(q), "floor": p.confidence_floor}
+    best = []
+    for i, term in enumerate(q.terms):
+        arms = []
+        for j, f in enumerate(METADATA_FIELDS):
+            params[f"w{j}"] = p.field_weights[f]
+            has = []
+            for k, stem in enumerate(term.stems):
+                params[f"s{i}_{k}"] = f" {stem} "
+                has.append(f"instr(' ' || search_meta.{f} || ' ', :s{i}_{k})")
+            arms.append(f"CASE WHEN {' OR '.join(has)} THEN :w{j} ELSE -1.0 END")
+        best.append(f"max({', '.join(arms)})")
+    within = " + ".join(best)
+    sql = f"""INSERT INTO temp.search_scored(key, tier, mask, within, n)
+SELECT search_meta.rowid, 1, 0, {within}, 1
+{_meta_stream(q, params)}"""
+    return SqlQuery(sql, params)
+
+
 def _filter_delete(q: TieredQuery) -> list[SqlQuery]:
     params: dict[str, Any] = {"floor": q.profile.confidence_floor}
     where = _filters(q, params)

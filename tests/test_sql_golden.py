@@ -34,6 +34,7 @@ from ranking.sql import (
     to_sql_threshold,
     to_sql_tier1,
     to_sql_tier1_count,
+    to_sql_tier1_scan,
     to_sql_tier_counts,
 )
 
@@ -64,6 +65,7 @@ def render(q: TieredQuery) -> str:
         ("class 0 fill", to_sql_class_fill(q, expr, score)),
         ("class 0 walk", to_sql_class_walk(q, score, 1_000)),
         *((f"tier1 {i}", st) for i, st in enumerate(to_sql_tier1(q))),
+        ("tier1_scan", to_sql_tier1_scan(q)),
         *((f"smart {i}", st) for i, st in enumerate(to_sql_smart(q))),
         ("tier_counts", to_sql_tier_counts(q, 10_001)),
         ("smart_rows", to_sql_smart_rows(q, 0, 16_384)),

@@ -31,7 +31,8 @@ from ranking.results import SearchResult  # noqa: E402
 from tests.test_search_differential import corpus, queries  # noqa: E402
 
 #: (class_fill_max, smart_top_max, smart_top_batch, smart_top_gain): the defaults;
-#: walk every tier-1 class; the threshold algorithm whenever allowed, in its own rounds
+#: walk every tier-1 class (and load tier 1 by FTS5 arms only, never scanning); the
+#: threshold algorithm whenever allowed, in its own rounds
 #: and in rounds of one row; every smart hit scored.
 STRATEGIES = [
     (EmbeddedBackend.class_fill_max, EmbeddedBackend.smart_top_max, None, 4),
@@ -67,6 +68,7 @@ def main() -> int:
                 b.ensure_schema()
                 b.upsert(docs)
                 b.class_fill_max, b.smart_top_max = fill_max, top_max
+                b.tier1_scan_max = b.tier1_scan_max if fill_max else 0
                 b.smart_top_batch, b.smart_top_gain = batch, gain
                 for q in qs:
                     check(b.search(q), docs, q)

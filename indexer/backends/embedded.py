@@ -42,6 +42,7 @@ from ranking.sql import (
     to_sql_threshold,
     to_sql_tier1,
     to_sql_tier1_count,
+    to_sql_tier1_scan,
     to_sql_tier_counts,
 )
 
@@ -67,6 +68,10 @@ class EmbeddedBackend:
     name = "embedded"
     #: A tier-1 score class larger than this is walked in asset-id order, not loaded.
     class_fill_max = 16_384
+    #: Tier 1 of a query of several terms with at most this many hits is loaded by one
+    #: FTS5 query whose rows are scored by their stored tokens, not by one FTS5 query
+    #: per (term, weight class) (each intersecting every term's doclist again).
+    tier1_scan_max = 4_000
     #: The smart tiers' top hits are found by reading ``search_term_smart`` best first
     #: while at most this many rows are read (else every smart hit is scored; 0: always).
     smart_top_max = 8_192
@@ -348,7 +353,10 @@ class EmbeddedBackend:
             self._tier1_top(q, classes, k)
             counts = {1: n1}
         else:
-            self._run(to_sql_tier1(q))
+            if len(q.terms) > 1 and n1 <= self.tier1_scan_max:
+                self._run([SqlQuery("DELETE FROM temp.search_scored", {}), to_sql_tier1_scan(q)])
+            else:
+                self._run(to_sql_tier1(q))
             n1 = int(self._scalar(SqlQuery("SELECT count(*) FROM temp.search_scored", {})))
             if n1 < k:  # the smart tiers are on the page or in the sample: find their top
                 every, stream = self._smart_top(q, k, k - n1)

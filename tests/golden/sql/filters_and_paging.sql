@@ -171,6 +171,26 @@ DELETE FROM temp.search_scored AS sc WHERE NOT EXISTS (
  "prefix": "/clothing/shoes/",
  "tag0": "apparel:winter"
 }
+-- tier1_scan
+INSERT INTO temp.search_scored(key, tier, mask, within, n)
+SELECT search_meta.rowid, 1, 0, max(CASE WHEN instr(' ' || search_meta.title || ' ', :s0_0) THEN :w0 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.description || ' ', :s0_0) THEN :w1 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.keywords || ' ', :s0_0) THEN :w2 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.manual_tags || ' ', :s0_0) THEN :w3 ELSE -1.0 END) + max(CASE WHEN instr(' ' || search_meta.title || ' ', :s1_0) THEN :w0 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.description || ' ', :s1_0) THEN :w1 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.keywords || ' ', :s1_0) THEN :w2 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.manual_tags || ' ', :s1_0) THEN :w3 ELSE -1.0 END), 1
+FROM search_meta CROSS JOIN search_docs d ON d.key = search_meta.rowid
+WHERE search_meta MATCH :expr AND substr(d.asset_id, 1, length(:prefix)) = :prefix AND d.format IN (:format0, :format1) AND (EXISTS (SELECT 1 FROM search_manual m WHERE m.key = d.key AND m.tag = :tag0) OR EXISTS (SELECT 1 FROM search_smart s WHERE s.key = d.key AND s.tag = :tag0 AND s.confidence >= :floor))
+-- params
+{
+ "expr": "\"red\" AND \"boot\"",
+ "floor": 0.3,
+ "format0": "JPEG",
+ "format1": "PNG",
+ "prefix": "/clothing/shoes/",
+ "s0_0": " red ",
+ "s1_0": " boot ",
+ "tag0": "apparel:winter",
+ "w0": 4.0,
+ "w1": 1.0,
+ "w2": 3.0,
+ "w3": 3.0
+}
 -- smart 0
 WITH q(qi, term) AS (VALUES (0, :t0_0), (1, :t1_0)),
 tags(tag, mask) AS (

@@ -112,6 +112,21 @@ ON CONFLICT(key) DO UPDATE SET within = within + excluded.within
  "w_keywords": 3.0,
  "w_title": 4.0
 }
+-- tier1_scan
+INSERT INTO temp.search_scored(key, tier, mask, within, n)
+SELECT search_meta.rowid, 1, 0, max(CASE WHEN instr(' ' || search_meta.title || ' ', :s0_0) THEN :w0 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.description || ' ', :s0_0) THEN :w1 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.keywords || ' ', :s0_0) THEN :w2 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.manual_tags || ' ', :s0_0) THEN :w3 ELSE -1.0 END) + max(CASE WHEN instr(' ' || search_meta.title || ' ', :s1_0) THEN :w0 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.description || ' ', :s1_0) THEN :w1 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.keywords || ' ', :s1_0) THEN :w2 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.manual_tags || ' ', :s1_0) THEN :w3 ELSE -1.0 END), 1
+FROM search_meta WHERE search_meta MATCH :expr
+-- params
+{
+ "expr": "\"woman\" AND \"run\"",
+ "floor": 0.3,
+ "s0_0": " woman ",
+ "s1_0": " run ",
+ "w0": 4.0,
+ "w1": 1.0,
+ "w2": 3.0,
+ "w3": 3.0
+}
 -- smart 0
 WITH q(qi, term) AS (VALUES (0, :t0_0), (1, :t1_0)),
 tags(tag, mask) AS (
