@@ -24,8 +24,9 @@ with K = max(offset + limit, facet_sample) only the top K hits must be found:
    fewer than K hits :func:`to_sql_smart` adds every smart-tag hit, folded per asset by
    an upsert (terms covered as a bit mask), else :func:`to_sql_smart_count` only counts
    the smart tiers up to the cap.
-4. :func:`to_sql_threshold` finds the K-th score, so :func:`to_sql` (the page) and
-   :func:`to_sql_facets` (the sample's facets) only order the hits above it.
+4. :func:`to_sql_threshold` finds the K-th score, :func:`to_sql_prune` drops the hits
+   below it, :func:`to_sql_top` orders the rest once (score, then asset id), and
+   :func:`to_sql` (the page) and :func:`to_sql_facets` (the sample's facets) read it.
 """
 
 from __future__ import annotations
@@ -110,6 +111,13 @@ CREATE TEMP TABLE IF NOT EXISTS search_qtags (
     mask INTEGER NOT NULL       -- bit i set when the tag matches query term i
 ) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS search_cand (key INTEGER PRIMARY KEY);  -- assets to score
+CREATE TEMP TABLE IF NOT EXISTS search_top (  -- the top hits in hit order
+    pos INTEGER PRIMARY KEY,
+    key INTEGER NOT NULL,
+    asset_id TEXT NOT NULL,
+    tier INTEGER NOT NULL,
+    score REAL NOT NULL
+);
 DROP TABLE IF EXISTS temp.search_facets;
 DROP TABLE IF EXISTS temp.search_facets_all;
 """
@@ -574,33 +582,39 @@ def _top(q: TieredQuery) -> str:
     ORDER BY score DESC, d.asset_id ASC"""
 
 
-def to_sql(q: TieredQuery) -> SqlQuery:
-    """One page of hits: ``(asset_id, tier, score, doc)`` rows, best first. Only hits
-    scoring at least ``:threshold`` (the page's last score, from
-    :func:`to_sql_threshold`; 0 takes all) are ordered, and documents are read for the
-    page only."""
+def to_sql_top(q: TieredQuery, k: int) -> list[SqlQuery]:
+    """The first ``k`` hits of ``temp.search_scored`` (those scoring at least
+    ``:threshold``; 0 takes all) in hit order into ``temp.search_top``, numbered from 1
+    (``pos``), so the page and the facet sample read them without ordering again."""
     params = _common_params(q)
-    params["limit"], params["offset"], params["threshold"] = q.limit, q.offset, 0.0
-    sql = f"""SELECT p.asset_id, p.tier, p.score, d.doc
-FROM (
+    params["k"], params["threshold"] = k, 0.0
+    sql = f"""INSERT INTO temp.search_top(key, asset_id, tier, score)
+SELECT * FROM (
     {_top(q)}
-    LIMIT :limit OFFSET :offset
-) p JOIN search_docs d ON d.key = p.key
-ORDER BY p.score DESC, p.asset_id ASC"""
+    LIMIT :k)"""
+    return [SqlQuery("DELETE FROM temp.search_top", {}), SqlQuery(sql, params)]
+
+
+def to_sql(q: TieredQuery) -> SqlQuery:
+    """One page of hits from ``temp.search_top`` (:func:`to_sql_top`): ``(asset_id, tier,
+    score, doc)`` rows, best first; documents are read for the page only."""
+    params: dict[str, Any] = {"offset": q.offset, "end": q.offset + q.limit}
+    sql = """SELECT t.asset_id, t.tier, t.score, d.doc
+FROM temp.search_top t CROSS JOIN search_docs d ON d.key = t.key
+WHERE t.pos > :offset AND t.pos <= :end
+ORDER BY t.pos"""
     return SqlQuery(sql, params)
 
 
 def to_sql_facets(q: TieredQuery, facet_size: int = 10) -> SqlQuery:
     """The top smart tags (at or above the floor) and manual tags of the first
-    ``facet_sample`` hits: ``(kind, tag, count)`` rows, kind 'smart' or 'manual', by
-    count, then tag. ``:threshold`` as for :func:`to_sql`."""
-    params = _common_params(q)
-    params.update(floor=q.profile.confidence_floor, sample=q.profile.facet_sample,
-                  facet_size=facet_size, threshold=0.0)  # fmt: skip
-    sql = f"""WITH top(key) AS MATERIALIZED (
-    SELECT key FROM (
-    {_top(q)}
-    LIMIT :sample)
+    ``facet_sample`` hits of ``temp.search_top`` (:func:`to_sql_top`): ``(kind, tag,
+    count)`` rows, kind 'smart' or 'manual', by count, then tag."""
+    p = q.profile
+    params: dict[str, Any] = {"floor": p.confidence_floor, "sample": p.facet_sample,
+                              "facet_size": facet_size}  # fmt: skip
+    sql = """WITH top(key) AS MATERIALIZED (
+    SELECT key FROM temp.search_top WHERE pos <= :sample
 )
 SELECT * FROM (
     SELECT 'smart', s.tag, count(*) AS n FROM top

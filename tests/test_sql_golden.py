@@ -36,6 +36,7 @@ from ranking.sql import (
     to_sql_tier1_count,
     to_sql_tier1_scan,
     to_sql_tier_counts,
+    to_sql_top,
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "sql"
@@ -79,6 +80,7 @@ def render(q: TieredQuery) -> str:
         ("term_smart_backfill", to_sql_term_smart_backfill()),
         ("threshold", to_sql_threshold(q, 999)),
         ("prune", to_sql_prune(q)),
+        *((f"top {i}", st) for i, st in enumerate(to_sql_top(q, 1_000))),
         ("page", to_sql(q)),
         ("facets", to_sql_facets(q)),
     ]  # fmt: skip

@@ -44,6 +44,7 @@ from ranking.sql import (
     to_sql_tier1_count,
     to_sql_tier1_scan,
     to_sql_tier_counts,
+    to_sql_top,
 )
 
 from ..errors import BackendError
@@ -373,17 +374,14 @@ class EmbeddedBackend:
                         counts = {1: n1, **self._smart_counts(q, cap - n1)}
             else:  # only count them, as far as the cap
                 counts = {1: n1, **self._smart_counts(q, cap - n1)}
-        self._page(q, to_sql_prune(q), k - 1, fetch=False)
-        rows = self._page(q, to_sql(q), q.offset + q.limit - 1)
-        facets = self._page(q, to_sql_facets(q), q.profile.facet_sample - 1)
+        score = self._scalar(to_sql_threshold(q, k - 1))  # the k-th score: keep from there
+        if score is not None:
+            prune = to_sql_prune(q)
+            self._run([SqlQuery(prune.sql, {**prune.params, "threshold": float(score)})])
+        self._run(to_sql_top(q, k))
+        rows = self._conn.execute(*_args(to_sql(q))).fetchall()
+        facets = self._conn.execute(*_args(to_sql_facets(q))).fetchall()
         return counts, rows, facets
-
-    def _page(self, q: TieredQuery, step: SqlQuery, last: int, fetch: bool = True) -> list[Any]:
-        """Rows of ``step`` with ``:threshold`` set to the score of hit number ``last``."""
-        score = self._scalar(to_sql_threshold(q, last))
-        params = {**step.params, "threshold": 0.0 if score is None else float(score)}
-        cursor = self._conn.execute(step.sql, params)
-        return cursor.fetchall() if fetch else []
 
     def search(self, query: TieredQuery) -> SearchResult:
         c = self._conn

@@ -260,36 +260,41 @@ DELETE FROM temp.search_scored WHERE (CASE WHEN tier = 1 THEN :b1 WHEN mask = :f
  "full": 1,
  "threshold": 0.0
 }
--- page
-SELECT p.asset_id, p.tier, p.score, d.doc
-FROM (
+-- top 0
+DELETE FROM temp.search_top
+-- params
+{}
+-- top 1
+INSERT INTO temp.search_top(key, asset_id, tier, score)
+SELECT * FROM (
     SELECT sc.key, d.asset_id, CASE WHEN tier = 1 THEN 1 WHEN mask = :full THEN 2 ELSE 3 END AS tier, (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) AS score
     FROM temp.search_scored sc CROSS JOIN search_docs d INDEXED BY search_docs_narrow
         ON d.key = sc.key
     WHERE (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) >= :threshold
     ORDER BY score DESC, d.asset_id ASC
-    LIMIT :limit OFFSET :offset
-) p JOIN search_docs d ON d.key = p.key
-ORDER BY p.score DESC, p.asset_id ASC
+    LIMIT :k)
 -- params
 {
  "b1": 3000.0,
  "b2": 2000.0,
  "b3": 1000.0,
  "full": 1,
- "limit": 20,
- "offset": 0,
+ "k": 1000,
  "threshold": 0.0
+}
+-- page
+SELECT t.asset_id, t.tier, t.score, d.doc
+FROM temp.search_top t CROSS JOIN search_docs d ON d.key = t.key
+WHERE t.pos > :offset AND t.pos <= :end
+ORDER BY t.pos
+-- params
+{
+ "end": 20,
+ "offset": 0
 }
 -- facets
 WITH top(key) AS MATERIALIZED (
-    SELECT key FROM (
-    SELECT sc.key, d.asset_id, CASE WHEN tier = 1 THEN 1 WHEN mask = :full THEN 2 ELSE 3 END AS tier, (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) AS score
-    FROM temp.search_scored sc CROSS JOIN search_docs d INDEXED BY search_docs_narrow
-        ON d.key = sc.key
-    WHERE (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) >= :threshold
-    ORDER BY score DESC, d.asset_id ASC
-    LIMIT :sample)
+    SELECT key FROM temp.search_top WHERE pos <= :sample
 )
 SELECT * FROM (
     SELECT 'smart', s.tag, count(*) AS n FROM top
@@ -302,12 +307,7 @@ SELECT * FROM (
     GROUP BY m.tag ORDER BY n DESC, m.tag LIMIT :facet_size)
 -- params
 {
- "b1": 3000.0,
- "b2": 2000.0,
- "b3": 1000.0,
  "facet_size": 10,
  "floor": 0.5,
- "full": 1,
- "sample": 1000,
- "threshold": 0.0
+ "sample": 1000
 }
