@@ -99,10 +99,14 @@ class Catalog:
         self.path = path
 
     @classmethod
-    def open(cls, path: Path) -> Catalog:
+    def open(cls, path: Path, *, any_thread: bool = False) -> Catalog:
+        """Open (creating) the catalog. ``any_thread``: the connection may be handed to
+        another thread (used by one thread at a time, e.g. a worker, closed by its owner)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+            conn = sqlite3.connect(
+                path, timeout=30.0, isolation_level=None, check_same_thread=not any_thread
+            )
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")

@@ -14,8 +14,10 @@ transaction), so a killed run loses at most one chunk and a rerun finishes the j
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,8 @@ from .service import TagModels
 
 ON_DEMAND_MAX_AGE = 24 * 3600.0
 PERIODIC_MAX_AGE = 183 * 24 * 3600.0
+#: Chunks read and classified ahead, each on its own thread and catalog connection.
+READERS = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tagging_state (
@@ -136,91 +140,64 @@ class TaggingCycle:
             return report
         max_age = PERIODIC_MAX_AGE if periodic else ON_DEMAND_MAX_AGE
         ordered = sorted(set(keys))
+        parts = [ordered[i : i + self.chunk] for i in range(0, len(ordered), self.chunk)]
         bar = tqdm(
             total=len(ordered), desc="tag", unit="asset", disable=not progress or None,
             leave=False,
         )  # fmt: skip
-        try:
-            for i in range(0, len(ordered), self.chunk):
-                part = ordered[i : i + self.chunk]
-                self._chunk(part, active, max_age, report)
-                bar.update(len(part))
-                bar.set_postfix(
-                    classified=report.classified, skipped=report.skipped,
-                    failed=len(report.failed), refresh=False,
-                )  # fmt: skip
-        finally:
-            bar.close()
+        # Reads of the next chunk (on their own connection, so SQLite works outside the
+        # GIL) overlap classifying and writing the current one.
+        local = threading.local()
+
+        readers: list[_Reader] = []
+        lock = threading.Lock()
+
+        def read_ahead(part: list[int]) -> _ChunkData:
+            if not hasattr(local, "reader"):
+                local.reader = _Reader(Catalog.open(self.catalog.path, any_thread=True))
+                with lock:
+                    readers.append(local.reader)
+            reader: _Reader = local.reader
+            return reader.read(part, active, self.models.embedder, max_age, self.clock())
+
+        with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="tag-read") as pool:
+            try:
+                ahead = [pool.submit(read_ahead, p) for p in parts[:READERS]]
+                for i, part in enumerate(parts):
+                    data = ahead.pop(0).result()
+                    if i + READERS < len(parts):
+                        ahead.append(pool.submit(read_ahead, parts[i + READERS]))
+                    self._apply(data, report)
+                    bar.update(len(part))
+                    bar.set_postfix(
+                        classified=report.classified, skipped=report.skipped,
+                        failed=len(report.failed), refresh=False,
+                    )  # fmt: skip
+            finally:
+                bar.close()
+                for f in ahead:
+                    f.cancel()
+        for reader in readers:
+            reader.catalog.close()
         report.seconds = time.perf_counter() - started
         return report
 
     # -- one chunk ---------------------------------------------------------
 
-    def _chunk(
-        self, keys: list[int], active: list[_Active], max_age: float, report: TaggingReport
-    ) -> None:
-        now = self.clock()
-        assets = self._assets(keys)
-        todo: dict[str, np.ndarray] = {}
-        for model in active:
-            state = self._states(model.name, keys)
-            need = []
-            for k in keys:
-                s = state.get(k)
-                if (
-                    s is not None
-                    and s[0] == model.version
-                    and s[1] == assets[k][1]
-                    and now - s[2] < max_age
-                ):
-                    report.skipped += 1
-                else:
-                    need.append(k)
-            todo[model.name] = np.array(need, np.int64)
-        wanted = sorted({int(k) for ks in todo.values() for k in ks})
-        if not wanted:
+    def _apply(self, data: _ChunkData, report: TaggingReport) -> None:
+        report.skipped += data.skipped
+        report.failed.extend(data.failed)
+        report.classified += sum(len(keys) for _, keys, _, _ in data.results)
+        if not data.results:
             return
-        labels = {self.models.embedder} | {
-            lab for m in active for lab in feats.labels_for(m.features, self.models.embedder)
-        }
-        stored = {lab: self.catalog.vectors_for(wanted, lab) for lab in labels}
-        old = self._smart_tags(wanted)
-        removed = self._removed(wanted)
-        writes: list[tuple[_Active, list[int], np.ndarray, np.ndarray]] = []
-        failed_keys: set[int] = set()
-        for model in active:
-            pending: np.ndarray = todo[model.name]
-            model_labels = feats.labels_for(model.features, self.models.embedder)
-            have = np.ones(len(pending), bool)
-            for lab in model_labels:
-                have &= np.isin(pending, stored[lab][0])
-            for k in pending[~have].tolist():
-                if k not in failed_keys:
-                    failed_keys.add(k)
-                    missing = [lab for lab in model_labels if k not in set(stored[lab][0].tolist())]
-                    report.failed.append(
-                        (assets[k][0], f"no current {' or '.join(missing)} vector: run "
-                         "`smarttags ingest` on its folder (see `smarttags errors`)")
-                    )  # fmt: skip
-            usable: np.ndarray = pending[have]
-            if not len(usable):
-                continue
-            parts = []
-            for lab in model_labels:
-                found, matrix = stored[lab]
-                parts.append(matrix[np.searchsorted(found, usable)])
-            pred = model.classifier.predict(feats.combine(model.features, parts))
-            writes.append(
-                (model, usable.tolist(), np.where(pred.applied, pred.tag, -1), pred.confidence)
-            )
-            report.classified += len(usable)
         changed: set[int] = set()
         with self.catalog.transaction():
-            for model, done, tag_index, conf in writes:
+            for model, done, tag_index, conf in data.results:
                 report.tags_written += self._write(
-                    model, done, tag_index, conf, old, removed, changed, now, assets
-                )
-            self.outbox.enqueue(assets[k][0] for k in sorted(changed))
+                    model, done, tag_index, conf, data.old, data.removed, changed, data.now,
+                    data.assets,
+                )  # fmt: skip
+            self.outbox.enqueue(data.assets[k][0] for k in sorted(changed))
         report.changed_assets += len(changed)
 
     def _write(
@@ -288,7 +265,92 @@ class TaggingCycle:
         )
         return len(inserts)
 
-    # -- reads -------------------------------------------------------------
+
+@dataclass
+class _ChunkData:
+    """Everything a chunk needs from the catalog, read ahead of its writes."""
+
+    now: float
+    assets: dict[int, tuple[str, int]]  # key -> (asset id, content_version)
+    todo: dict[str, np.ndarray]  # model -> keys to classify
+    skipped: int
+    results: list[tuple[_Active, list[int], np.ndarray, np.ndarray]]  # keys, tag or -1, conf
+    failed: list[tuple[str, str]]
+    old: dict[int, dict[str, tuple[float, str, bool]]]
+    removed: set[tuple[int, str]]
+
+
+class _Reader:
+    """The read side of a cycle, on its own catalog connection: which assets to
+    classify, their stored vectors, their current smart tags, and the classification
+    itself (numpy, outside the GIL), so that the writer only writes."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._conn = catalog.connection
+
+    def read(
+        self,
+        keys: list[int],
+        active: list[_Active],
+        embedder: str,
+        max_age: float,
+        now: float,
+    ) -> _ChunkData:
+        assets = self._assets(keys)
+        todo: dict[str, np.ndarray] = {}
+        skipped = 0
+        for model in active:
+            state = self._states(model.name, keys)
+            need = []
+            for k in keys:
+                s = state.get(k)
+                if (
+                    s is not None
+                    and s[0] == model.version
+                    and s[1] == assets[k][1]
+                    and now - s[2] < max_age
+                ):
+                    skipped += 1
+                else:
+                    need.append(k)
+            todo[model.name] = np.array(need, np.int64)
+        wanted = sorted({int(k) for ks in todo.values() for k in ks})
+        if not wanted:
+            return _ChunkData(now, assets, todo, skipped, [], [], {}, set())
+        labels = {lab for m in active for lab in feats.labels_for(m.features, embedder)}
+        stored = {lab: self.catalog.vectors_for(wanted, lab) for lab in labels}
+        results: list[tuple[_Active, list[int], np.ndarray, np.ndarray]] = []
+        failed: list[tuple[str, str]] = []
+        failed_keys: set[int] = set()
+        for model in active:
+            pending: np.ndarray = todo[model.name]
+            model_labels = feats.labels_for(model.features, embedder)
+            have = np.ones(len(pending), bool)
+            for lab in model_labels:
+                have &= np.isin(pending, stored[lab][0])
+            for k in pending[~have].tolist():
+                if k not in failed_keys:
+                    failed_keys.add(k)
+                    missing = [lab for lab in model_labels if k not in set(stored[lab][0].tolist())]
+                    failed.append(
+                        (assets[k][0], f"no current {' or '.join(missing)} vector: run "
+                         "`smarttags ingest` on its folder (see `smarttags errors`)")
+                    )  # fmt: skip
+            usable: np.ndarray = pending[have]
+            if not len(usable):
+                continue
+            parts = [
+                stored[lab][1][np.searchsorted(stored[lab][0], usable)] for lab in model_labels
+            ]
+            pred = model.classifier.predict(feats.combine(model.features, parts))
+            results.append(
+                (model, usable.tolist(), np.where(pred.applied, pred.tag, -1), pred.confidence)
+            )
+        return _ChunkData(
+            now, assets, todo, skipped, results, failed, self._smart_tags(wanted),
+            self._removed(wanted),
+        )  # fmt: skip
 
     def _in(self, sql: str, keys: list[int], *args: Any) -> list[Any]:
         out: list[Any] = []
