@@ -318,17 +318,7 @@ def to_sql_class_walk(q: TieredQuery, score: float, need: int) -> SqlQuery:
     large class to sort it by asset id)."""
     p = q.profile
     params: dict[str, Any] = {"within": score, "need": need, "floor": p.confidence_floor}
-    best = []
-    for i, term in enumerate(q.terms):
-        arms = []
-        for j, f in enumerate(METADATA_FIELDS):
-            params[f"w{j}"] = p.field_weights[f]
-            has = []
-            for k, stem in enumerate(term.stems):
-                params[f"s{i}_{k}"] = f" {stem} "
-                has.append(f"instr(' ' || c.c{j} || ' ', :s{i}_{k})")
-            arms.append(f"CASE WHEN {' OR '.join(has)} THEN :w{j} ELSE -1.0 END")
-        best.append(f"max({', '.join(arms)})")
+    best = _best_weights(q, params)
     where = [f"{b} >= 0" for b in best]
     where.append(f"abs({' + '.join(best)} - :within) < 1e-9")
     if q.path_prefix is not None:  # the prefix's range of the asset-id index
@@ -347,27 +337,42 @@ ORDER BY d.asset_id LIMIT :need"""
     return SqlQuery(sql, params)
 
 
+def _best_weights(q: TieredQuery, params: dict[str, Any]) -> list[str]:
+    """Per query term, SQL for the largest weight of a field holding it (-1 when none),
+    testing the stored tokens of ``search_meta_content`` ``c`` (fields by weight, best
+    first, so the first field holding the term decides)."""
+    weights = q.profile.field_weights
+    order = sorted(range(len(METADATA_FIELDS)), key=lambda j: -weights[METADATA_FIELDS[j]])
+    best = []
+    for i, term in enumerate(q.terms):
+        arms = []
+        for j in order:
+            params[f"w{j}"] = weights[METADATA_FIELDS[j]]
+            has = []
+            for k, stem in enumerate(term.stems):
+                params[f"s{i}_{k}"] = f" {stem} "
+                has.append(f"instr(' ' || c.c{j} || ' ', :s{i}_{k})")
+            arms.append(f"WHEN {' OR '.join(has)} THEN :w{j}")
+        best.append(f"(CASE {' '.join(arms)} ELSE -1.0 END)")
+    return best
+
+
 def to_sql_tier1_scan(q: TieredQuery) -> SqlQuery:
     """Every tier-1 asset that passes the filters into ``temp.search_scored``: one FTS5
     query for the assets holding every term, each scored by testing its stored tokens
     (per term, the largest weight of a field holding it; summed in term order)."""
     p = q.profile
     params: dict[str, Any] = {"expr": _every(q), "floor": p.confidence_floor}
-    best = []
-    for i, term in enumerate(q.terms):
-        arms = []
-        for j, f in enumerate(METADATA_FIELDS):
-            params[f"w{j}"] = p.field_weights[f]
-            has = []
-            for k, stem in enumerate(term.stems):
-                params[f"s{i}_{k}"] = f" {stem} "
-                has.append(f"instr(' ' || search_meta.{f} || ' ', :s{i}_{k})")
-            arms.append(f"CASE WHEN {' OR '.join(has)} THEN :w{j} ELSE -1.0 END")
-        best.append(f"max({', '.join(arms)})")
-    within = " + ".join(best)
+    within = " + ".join(_best_weights(q, params))
+    # The stored columns from FTS5's content table: cheaper than through the FTS5 table.
+    stream = _meta_stream(q, params).replace(
+        "FROM search_meta",
+        f"FROM search_meta CROSS JOIN {META_CONTENT} c ON c.id = search_meta.rowid",
+        1,
+    )
     sql = f"""INSERT INTO temp.search_scored(key, tier, mask, within, n)
 SELECT search_meta.rowid, 1, 0, {within}, 1
-{_meta_stream(q, params)}"""
+{stream}"""
     return SqlQuery(sql, params)
 
 

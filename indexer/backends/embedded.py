@@ -72,7 +72,7 @@ class EmbeddedBackend:
     #: Tier 1 of a query of several terms with at most this many hits is loaded by one
     #: FTS5 query whose rows are scored by their stored tokens, not by one FTS5 query
     #: per (term, weight class) (each intersecting every term's doclist again).
-    tier1_scan_max = 4_000
+    tier1_scan_max = 10_000
     #: The smart tiers' top hits are found by reading ``search_term_smart`` best first
     #: while at most this many rows are read (else every smart hit is scored; 0: always).
     smart_top_max = 8_192

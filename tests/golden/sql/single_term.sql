@@ -44,8 +44,8 @@ INSERT INTO temp.search_scored(key, tier, mask, within, n)
 SELECT d.key, 1, 0, :within, 1
 FROM search_docs d INDEXED BY sqlite_autoindex_search_docs_1
 CROSS JOIN search_meta_content c ON c.id = d.key
-WHERE max(CASE WHEN instr(' ' || c.c0 || ' ', :s0_0) THEN :w0 ELSE -1.0 END, CASE WHEN instr(' ' || c.c1 || ' ', :s0_0) THEN :w1 ELSE -1.0 END, CASE WHEN instr(' ' || c.c2 || ' ', :s0_0) THEN :w2 ELSE -1.0 END, CASE WHEN instr(' ' || c.c3 || ' ', :s0_0) THEN :w3 ELSE -1.0 END) >= 0
-    AND abs(max(CASE WHEN instr(' ' || c.c0 || ' ', :s0_0) THEN :w0 ELSE -1.0 END, CASE WHEN instr(' ' || c.c1 || ' ', :s0_0) THEN :w1 ELSE -1.0 END, CASE WHEN instr(' ' || c.c2 || ' ', :s0_0) THEN :w2 ELSE -1.0 END, CASE WHEN instr(' ' || c.c3 || ' ', :s0_0) THEN :w3 ELSE -1.0 END) - :within) < 1e-9
+WHERE (CASE WHEN instr(' ' || c.c0 || ' ', :s0_0) THEN :w0 WHEN instr(' ' || c.c2 || ' ', :s0_0) THEN :w2 WHEN instr(' ' || c.c3 || ' ', :s0_0) THEN :w3 WHEN instr(' ' || c.c1 || ' ', :s0_0) THEN :w1 ELSE -1.0 END) >= 0
+    AND abs((CASE WHEN instr(' ' || c.c0 || ' ', :s0_0) THEN :w0 WHEN instr(' ' || c.c2 || ' ', :s0_0) THEN :w2 WHEN instr(' ' || c.c3 || ' ', :s0_0) THEN :w3 WHEN instr(' ' || c.c1 || ' ', :s0_0) THEN :w1 ELSE -1.0 END) - :within) < 1e-9
 ORDER BY d.asset_id LIMIT :need
 -- params
 {
@@ -82,8 +82,8 @@ ON CONFLICT(key) DO UPDATE SET within = within + excluded.within
 }
 -- tier1_scan
 INSERT INTO temp.search_scored(key, tier, mask, within, n)
-SELECT search_meta.rowid, 1, 0, max(CASE WHEN instr(' ' || search_meta.title || ' ', :s0_0) THEN :w0 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.description || ' ', :s0_0) THEN :w1 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.keywords || ' ', :s0_0) THEN :w2 ELSE -1.0 END, CASE WHEN instr(' ' || search_meta.manual_tags || ' ', :s0_0) THEN :w3 ELSE -1.0 END), 1
-FROM search_meta WHERE search_meta MATCH :expr
+SELECT search_meta.rowid, 1, 0, (CASE WHEN instr(' ' || c.c0 || ' ', :s0_0) THEN :w0 WHEN instr(' ' || c.c2 || ' ', :s0_0) THEN :w2 WHEN instr(' ' || c.c3 || ' ', :s0_0) THEN :w3 WHEN instr(' ' || c.c1 || ' ', :s0_0) THEN :w1 ELSE -1.0 END), 1
+FROM search_meta CROSS JOIN search_meta_content c ON c.id = search_meta.rowid WHERE search_meta MATCH :expr
 -- params
 {
  "expr": "\"shoe\"",
