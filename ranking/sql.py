@@ -24,8 +24,8 @@ with K = max(offset + limit, facet_sample) only the top K hits must be found:
    fewer than K hits :func:`to_sql_smart` adds every smart-tag hit, folded per asset by
    an upsert (terms covered as a bit mask), else :func:`to_sql_smart_count` only counts
    the smart tiers up to the cap.
-4. :func:`to_sql_threshold` finds the K-th score, :func:`to_sql_prune` drops the hits
-   below it, :func:`to_sql_top` orders the rest once (score, then asset id), and
+4. :func:`to_sql_threshold` finds the K-th score, :func:`to_sql_top` orders the hits
+   from there up once (score, then asset id, fetching asset ids for those only), and
    :func:`to_sql` (the page) and :func:`to_sql_facets` (the sample's facets) read it.
 """
 
@@ -568,14 +568,6 @@ def to_sql_threshold(q: TieredQuery, last: int) -> SqlQuery:
     sql = f"""SELECT {_score_expr(q)} AS score FROM temp.search_scored
 ORDER BY score DESC LIMIT 1 OFFSET :last"""
     return SqlQuery(sql, params)
-
-
-def to_sql_prune(q: TieredQuery) -> SqlQuery:
-    """Drop the hits of ``temp.search_scored`` scoring below ``:threshold`` (the K-th
-    score from :func:`to_sql_threshold`), so later steps read the top hits only."""
-    params = _common_params(q)
-    params["threshold"] = 0.0
-    return SqlQuery(f"DELETE FROM temp.search_scored WHERE {_score_expr(q)} < :threshold", params)
 
 
 def _top(q: TieredQuery) -> str:

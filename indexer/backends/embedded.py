@@ -29,7 +29,6 @@ from ranking.sql import (
     to_sql_class_fill,
     to_sql_class_walk,
     to_sql_facets,
-    to_sql_prune,
     to_sql_query_tags,
     to_sql_smart,
     to_sql_smart_candidates,
@@ -374,11 +373,10 @@ class EmbeddedBackend:
                         counts = {1: n1, **self._smart_counts(q, cap - n1)}
             else:  # only count them, as far as the cap
                 counts = {1: n1, **self._smart_counts(q, cap - n1)}
-        score = self._scalar(to_sql_threshold(q, k - 1))  # the k-th score: keep from there
-        if score is not None:
-            prune = to_sql_prune(q)
-            self._run([SqlQuery(prune.sql, {**prune.params, "threshold": float(score)})])
-        self._run(to_sql_top(q, k))
+        score = self._scalar(to_sql_threshold(q, k - 1))  # the k-th score: order from there
+        delete, top = to_sql_top(q, k)
+        top = SqlQuery(top.sql, {**top.params, "threshold": 0.0 if score is None else float(score)})
+        self._run([delete, top])
         rows = self._conn.execute(*_args(to_sql(q))).fetchall()
         facets = self._conn.execute(*_args(to_sql_facets(q))).fetchall()
         return counts, rows, facets

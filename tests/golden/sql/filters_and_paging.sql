@@ -383,16 +383,6 @@ ORDER BY score DESC LIMIT 1 OFFSET :last
  "full": 3,
  "last": 999
 }
--- prune
-DELETE FROM temp.search_scored WHERE (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) < :threshold
--- params
-{
- "b1": 3000.0,
- "b2": 2000.0,
- "b3": 1000.0,
- "full": 3,
- "threshold": 0.0
-}
 -- top 0
 DELETE FROM temp.search_top
 -- params
