@@ -10,6 +10,7 @@ shows the backlog.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -64,11 +65,12 @@ class Outbox:
             "SELECT coalesce(max(seq), 0) FROM search_outbox WHERE target = ?", (self.target,)
         ).fetchone()
         start, now = int(row[0]) + 1, time.time()
-        self._conn.executemany(
-            "INSERT INTO search_outbox(target, asset_id, seq, enqueued_at) VALUES (?,?,?,?) "
+        self._conn.execute(  # one statement: the ids travel as one JSON array
+            "INSERT INTO search_outbox(target, asset_id, seq, enqueued_at) "
+            "SELECT ?, value, ? + key, ? FROM json_each(?) WHERE true "
             "ON CONFLICT(target, asset_id) DO UPDATE SET seq = excluded.seq, "
             "enqueued_at = excluded.enqueued_at",
-            [(self.target, a, start + i, now) for i, a in enumerate(ids)],
+            (self.target, start, now, json.dumps(ids)),
         )
         return len(ids)
 

@@ -14,6 +14,7 @@ transaction), so a killed run loses at most one chunk and a rerun finishes the j
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -216,9 +217,7 @@ class TaggingCycle:
         names, label, version, mname = model.tags, model.label, model.version, model.name
         deletes: list[tuple[int, str]] = []
         inserts: list[tuple[int, str, float, str, float]] = []
-        states: list[tuple[int, str, int, int, float]] = []
         for k, t, c in zip(keys, tag_index.tolist(), conf.tolist(), strict=True):
-            states.append((k, mname, version, assets[k][1], now))
             before: list[tuple[str, float, str]] = []  # this model's unpromoted tags
             promoted: set[str] = set()
             for tag, (oc, ov, op) in old.get(k, {}).items():
@@ -256,12 +255,15 @@ class TaggingCycle:
             "updated_at = excluded.updated_at WHERE promoted = 0",
             inserts,
         )
-        self._conn.executemany(
+        # One statement for the whole chunk's skip state: SQLite reads the keys from a
+        # JSON array and the content versions from the assets table itself.
+        self._conn.execute(
             "INSERT INTO tagging_state(asset_key, model, version, content_version, tagged_at) "
-            "VALUES (?,?,?,?,?) ON CONFLICT(asset_key, model) DO UPDATE SET "
-            "version = excluded.version, content_version = excluded.content_version, "
-            "tagged_at = excluded.tagged_at",
-            states,
+            "SELECT a.key, ?, ?, a.content_version, ? FROM json_each(?) j "
+            "JOIN assets a ON a.key = j.value WHERE true "
+            "ON CONFLICT(asset_key, model) DO UPDATE SET version = excluded.version, "
+            "content_version = excluded.content_version, tagged_at = excluded.tagged_at",
+            (mname, version, now, json.dumps(keys)),
         )
         return len(inserts)
 
