@@ -235,9 +235,8 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path: Path) -> None:
         if catalog.exists():
             try:
                 with sqlite3.connect(catalog) as c:
-                    done = c.execute(
-                        "SELECT count(DISTINCT asset_key) FROM embeddings"
-                    ).fetchone()[0]
+                    query = "SELECT count(DISTINCT asset_key) FROM embeddings"
+                    done = c.execute(query).fetchone()[0]
             except sqlite3.OperationalError:
                 done = 0
             if done >= 8:
