@@ -151,6 +151,7 @@ def test_embedded_matches_the_oracle(tmp_path, seed: int, class_fill_max: int, s
     backend.class_fill_max = class_fill_max  # 0: every tier-1 class is walked
     backend.tier1_scan_max = 10_000 if class_fill_max else 0  # 0: tier 1 by FTS5 arms only
     backend.smart_top_max, backend.smart_top_batch = SMART[smart]
+    backend.smart_top_whole_max = 8 * backend.smart_top_max
     backend.smart_top_gain = 0  # small corpora: take the threshold algorithm when allowed
     backend.ensure_schema()
     backend.upsert(docs)

@@ -75,6 +75,8 @@ class EmbeddedBackend:
     #: The smart tiers' top hits are found by reading ``search_term_smart`` best first
     #: while at most this many rows are read (else every smart hit is scored; 0: always).
     smart_top_max = 8_192
+    #: ... and the other terms' assets (read whole) may number up to this many rows.
+    smart_top_whole_max = 65_536
     #: Rows read per stem in the first round of that (None: 1.5 x the hits missing).
     smart_top_batch: int | None = None
     #: ... and only when the most frequent term has this many times more rows than the
@@ -257,20 +259,30 @@ class EmbeddedBackend:
         yet can score (its tier's boost plus the sum of the live stems' current bounds,
         see :data:`ranking.sql.TERM_SMART`). An asset not read then holds only the most
         frequent term's stems, so every tier-2 hit has been scored unless those cover
-        every term (one term, or the same word twice). When
-        more than ``smart_top_max`` rows would be read, every smart hit is scored."""
+        every term (one term, or the same word twice). Every smart hit is scored instead
+        when the other terms have more than ``smart_top_whole_max`` rows, when the most
+        frequent term has fewer than ``smart_top_gain`` times theirs plus the first
+        round, or when the rounds pass ``smart_top_max`` rows."""
         limit = self.smart_top_max
         if limit <= 0:
             return self._smart_all(q)
-        sizes = [int(self._scalar(to_sql_term_rows(q, i, limit + 1))) for i in range(len(q.terms))]
+
+        def term_sizes(cap: int) -> list[int]:  # per term, counting at most cap + 1
+            return [int(self._scalar(to_sql_term_rows(q, i, cap + 1))) for i in range(len(q.terms))]
+
+        cap = limit
+        sizes = term_sizes(cap)
+        if sum(sizes) - max(sizes) > cap and self.smart_top_whole_max > cap:
+            cap = self.smart_top_whole_max  # count again, further
+            sizes = term_sizes(cap)
         big = sizes.index(max(sizes))
         others = sum(sizes) - sizes[big]
-        if others > limit:  # several frequent terms: score everything
+        if others > cap:  # several frequent terms: score everything
             return self._smart_all(q)
         # Reading and scoring asset by asset costs a few times what scoring every row in
         # one statement does: worth it only when the streamed term is much larger.
         worth = self.smart_top_gain * (others + need + need // 2)
-        if sizes[big] > limit and worth > limit:
+        if sizes[big] > cap and worth > cap:
             sizes[big] = int(self._scalar(to_sql_term_rows(q, big, worth + 1)))
         if sizes[big] <= worth:
             return self._smart_all(q)
@@ -318,7 +330,7 @@ class EmbeddedBackend:
                 kth = self._scalar(to_sql_threshold(q, k - 1))
                 if kth is not None and best + 1e-6 < float(kth):
                     return False, stream
-                if read > limit:
+                if read > others + limit:
                     return self._smart_all(q)
                 batch *= 2
         finally:
