@@ -72,16 +72,19 @@ class EmbeddedBackend:
     #: FTS5 query whose rows are scored by their stored tokens, not by one FTS5 query
     #: per (term, weight class) (each intersecting every term's doclist again).
     tier1_scan_max = 10_000
-    #: The smart tiers' top hits are found by reading ``search_term_smart`` best first
-    #: while at most this many rows are read (else every smart hit is scored; 0: always).
+    #: The smart tiers' top hits are found by a threshold algorithm over
+    #: ``search_term_smart`` (see ``_smart_top``), which reads the other terms' rows
+    #: whole and the most frequent term's in rounds: at most this many rows in rounds
+    #: (then every smart hit is scored instead; 0: always score every smart hit) ...
     smart_top_max = 8_192
-    #: ... and the other terms' assets (read whole) may number up to this many rows.
+    #: ... with at most this many rows of the other terms (counted again past
+    #: ``smart_top_max``) ...
     smart_top_whole_max = 65_536
-    #: Rows read per stem in the first round of that (None: 1.5 x the hits missing).
-    smart_top_batch: int | None = None
     #: ... and only when the most frequent term has this many times more rows than the
-    #: others together plus that first round (0: whenever allowed).
+    #: others together plus the first round (0: whenever allowed).
     smart_top_gain = 4
+    #: Rows read per stem in the first round (None: 1.5 x the hits missing).
+    smart_top_batch: int | None = None
 
     def __init__(self, path: Path) -> None:
         self.path = path
