@@ -18,12 +18,17 @@ with K = max(offset + limit, facet_sample) only the top K hits must be found:
    while fewer than K hits are found, either loaded whole (:func:`to_sql_class_fill`)
    or, when large, walked in asset-id order (:func:`to_sql_class_walk`, which tests the
    stored tokens) until enough are found: ties in a class go by asset id.
-3. Otherwise :func:`to_sql_tier1` loads tier 1 (per query term, the fields grouped by
-   weight, best first, so ``{fields} : term NOT {better fields} : term`` yields each
-   document once with the largest weight of a field holding the term); when it holds
-   fewer than K hits :func:`to_sql_smart` adds every smart-tag hit, folded per asset by
-   an upsert (terms covered as a bit mask), else :func:`to_sql_smart_count` only counts
-   the smart tiers up to the cap.
+3. Otherwise tier 1 is loaded: with several terms by :func:`to_sql_tier1_scan` (one
+   FTS5 query, each row scored from its stored tokens), with one by :func:`to_sql_tier1`
+   (per query term, the fields grouped by weight, best first, so ``{fields} : term NOT
+   {better fields} : term`` yields each document once with the largest weight of a
+   field holding the term). When it holds fewer than K hits, the smart tiers' top hits
+   are added: by a threshold algorithm over ``search_term_smart`` (:data:`TERM_SMART`;
+   :func:`to_sql_term_list` reads a stem's assets best bound first,
+   :func:`to_sql_smart_candidates` scores the assets read, :func:`to_sql_stream_count`
+   counts those not read), or :func:`to_sql_smart` adds every smart-tag hit, folded per
+   asset by an upsert (terms covered as a bit mask). Else :func:`to_sql_smart_count`
+   only counts the smart tiers up to the cap.
 4. :func:`to_sql_threshold` finds the K-th score, :func:`to_sql_top` orders the hits
    from there up once (score, then asset id, fetching asset ids for those only), and
    :func:`to_sql` (the page) and :func:`to_sql_facets` (the sample's facets) read it.
