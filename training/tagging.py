@@ -342,9 +342,11 @@ class _Reader:
             usable: np.ndarray = pending[have]
             if not len(usable):
                 continue
-            parts = [
-                stored[lab][1][np.searchsorted(stored[lab][0], usable)] for lab in model_labels
-            ]
+            parts = []
+            for lab in model_labels:
+                found, matrix = stored[lab]
+                same = len(found) == len(usable) and bool(np.array_equal(found, usable))
+                parts.append(matrix if same else matrix[np.searchsorted(found, usable)])
             pred = model.classifier.predict(feats.combine(model.features, parts))
             results.append(
                 (model, usable.tolist(), np.where(pred.applied, pred.tag, -1), pred.confidence)
