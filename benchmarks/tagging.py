@@ -87,17 +87,21 @@ def retag(n: int, dim: int) -> dict[str, Any]:
             started = time.perf_counter()
             svc.tag_models.train("types", activate=True)
             trained = time.perf_counter() - started
-            keys = [k for k in svc.catalog.asset_keys(a for ids in by_type.values() for a in ids)
-                    .values()]  # fmt: skip
-            from training.tagging import TaggingCycle
-
-            cycle = TaggingCycle(svc.catalog, svc.tag_models, svc.outbox)
+        # cold: a fresh process (the CLI), vectors read from SQLite
+        with SmartTags(Settings(home=home, embedder="fake")) as svc:
             started = time.perf_counter()
-            report = cycle.run(keys)
+            report = svc.tag(["/bench/"], sync=False)
             seconds = time.perf_counter() - started
             started = time.perf_counter()
             sync = svc.sync_pending()
             sync_seconds = time.perf_counter() - started
+            # warm: a process that holds the FAISS index (the API server after a
+            # similar-images request) reads the vectors from its in-memory copy
+            svc.vector_index().matrix()
+            svc.tag_models.train("types", activate=True)
+            started = time.perf_counter()
+            warm = svc.tag(["/bench/"], sync=False)
+            warm_seconds = time.perf_counter() - started
         return {
             "assets": n,
             "dim": dim,
@@ -107,6 +111,8 @@ def retag(n: int, dim: int) -> dict[str, Any]:
             "retag_seconds": round(seconds, 3),
             "retag_assets_per_s": round(report.classified / seconds),
             "retag": report.as_dict(),
+            "warm_retag_seconds": round(warm_seconds, 3),
+            "warm_retag_assets_per_s": round(warm.classified / warm_seconds),
             "sync_seconds": round(sync_seconds, 2),
             "sync_docs_per_s": round(sync.sent / sync_seconds) if sync_seconds else None,
         }
@@ -202,7 +208,8 @@ def main() -> None:
     print(
         f"retag {r['assets']} assets (dim {r['dim']}) after a model change: "
         f"{r['retag_seconds']} s = {r['retag_assets_per_s']:,} assets/s "
-        f"({r['retag']['tags_written']} smart tags written); search sync of "
+        f"({r['retag']['tags_written']} smart tags written); with the FAISS index in memory "
+        f"{r['warm_retag_seconds']} s = {r['warm_retag_assets_per_s']:,} assets/s; search sync of "
         f"{r['retag']['changed_assets']} changed docs {r['sync_seconds']} s"
     )
     if not args.skip_photos:

@@ -51,6 +51,7 @@ class VectorIndex:
     def __init__(self, index: Any, meta: dict[str, Any]) -> None:
         self._index = index
         self.meta = meta
+        self._matrix: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def size(self) -> int:
@@ -96,6 +97,24 @@ class VectorIndex:
             index.add_with_ids(x, ids)
         info = {**(meta or {}), "kind": kind, "dim": dim, "count": n}
         return cls(index, info)
+
+    def matrix(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(keys sorted, their unit vectors) of an exact index, straight from FAISS's
+        storage (copied once, then kept); None for an IVF index."""
+        if self.kind != "exact":
+            return None
+        if self._matrix is not None:
+            return self._matrix
+        faiss = _faiss()
+        n, dim = self.size, int(self.meta["dim"])
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        flat = faiss.downcast_index(self._index.index)
+        vectors = faiss.rev_swig_ptr(flat.get_xb(), n * dim).reshape(n, dim).copy()
+        order = np.argsort(ids, kind="stable")
+        self._matrix = (ids[order], vectors[order])
+        return self._matrix
 
     def search(self, vector: np.ndarray, k: int) -> list[Neighbour]:
         if self.size == 0 or k <= 0:
@@ -155,6 +174,12 @@ class VectorStore:
         self.directory = directory
         self.exact_max = exact_max
         self.nprobe = nprobe
+        self._loaded: dict[str, VectorIndex] = {}  # this process's copy, per embedder
+
+    def loaded(self, embedder: str, version: int) -> VectorIndex | None:
+        """The index already in memory, if it is current: no disk read."""
+        index = self._loaded.get(embedder)
+        return index if index is not None and index.meta.get("version") == version else None
 
     def path(self, embedder: str) -> Path:
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder)
@@ -166,12 +191,17 @@ class VectorStore:
         version: int,
         chunks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
     ) -> VectorIndex:
-        """The index for ``embedder`` at catalog ``version``; rebuilt from ``chunks`` if stale."""
+        """The index for ``embedder`` at catalog ``version``: the copy in memory, else the
+        file, else rebuilt from ``chunks`` (stale or damaged file)."""
+        cached = self.loaded(embedder, version)
+        if cached is not None:
+            return cached
         path = self.path(embedder)
         if path.exists():
             try:
                 index = VectorIndex.load(path)
                 if index.meta.get("version") == version and index.meta.get("embedder") == embedder:
+                    self._loaded[embedder] = index
                     return index
             except VectorIndexError:
                 pass  # damaged or foreign file: rebuild below
@@ -200,4 +230,5 @@ class VectorStore:
             meta={"embedder": embedder, "version": version, "nprobe": self.nprobe},
         )
         index.save(self.path(embedder))
+        self._loaded[embedder] = index
         return index

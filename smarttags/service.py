@@ -7,9 +7,12 @@ about each other's internals.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from indexer.backends import create_backend
 from indexer.catalog import Catalog
@@ -147,6 +150,7 @@ class SmartTags:
         *,
         periodic: bool = False,
         progress: bool = False,
+        sync: bool = True,
     ) -> TaggingReport:
         """Apply every active tag model to the assets under ``paths``: DAM paths and
         prefixes, or folders and files on disk (ingested first, so new photos are
@@ -171,14 +175,38 @@ class SmartTags:
             )
         result = self._tag_keys(ids, periodic=periodic, progress=progress)
         result.embedded = embedded
-        result.sync = self.sync_pending().as_dict()
+        if sync:  # else the changes wait in the outbox for the next sync
+            result.sync = self.sync_pending().as_dict()
         return result
 
     def _tag_keys(self, ids: list[str], *, periodic: bool, progress: bool) -> TaggingReport:
         keys = list(self.catalog.asset_keys(ids).values())
         with exclusive(self.settings.home, "a tagging run"):
-            cycle = TaggingCycle(self.catalog, self.tag_models, self.outbox)
+            cycle = TaggingCycle(
+                self.catalog, self.tag_models, self.outbox, vectors=self._vector_source()
+            )
             return cycle.run(keys, periodic=periodic, progress=progress)
+
+    def _vector_source(self) -> Callable[[list[int]], tuple[np.ndarray, np.ndarray]] | None:
+        """The in-memory exact FAISS index's copy of every current vector (unit length:
+        the tag models' features do not depend on a vector's length), so a cycle reads
+        no vector from SQLite. Only when this process holds the index already (a
+        server that answered a similar-images request; loading it for one cycle costs
+        more than it saves); None otherwise, or when the index is approximate."""
+        name = self.embedder_name()
+        index = self.vectors.loaded(name, self.catalog.embeddings_version(name))
+        found = None if index is None else index.matrix()
+        if found is None:
+            return None
+        ids, matrix = found
+
+        def source(keys: list[int]) -> tuple[np.ndarray, np.ndarray]:
+            wanted = np.asarray(keys, np.int64)
+            pos = np.minimum(np.searchsorted(ids, wanted), max(len(ids) - 1, 0))
+            hit = ids[pos] == wanted if len(ids) else np.zeros(len(wanted), bool)
+            return wanted[hit], matrix[pos[hit]]
+
+        return source
 
     @property
     def moderation(self) -> Moderation:

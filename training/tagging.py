@@ -32,6 +32,9 @@ from . import features as feats
 from .classifier import LinearClassifier
 from .service import TagModels
 
+#: Keys (sorted) -> (those with a current vector, their vectors in that order).
+VectorSource = Callable[[list[int]], tuple[np.ndarray, np.ndarray]]
+
 ON_DEMAND_MAX_AGE = 24 * 3600.0
 PERIODIC_MAX_AGE = 183 * 24 * 3600.0
 #: Chunks read and classified ahead, each on its own thread and catalog connection.
@@ -112,7 +115,11 @@ class TaggingCycle:
         *,
         clock: Callable[[], float] = time.time,
         chunk: int = 8192,
+        vectors: VectorSource | None = None,
     ) -> None:
+        """``vectors``: where the shared embedder's vectors come from (e.g. the FAISS
+        index's in-memory copy); default: the catalog."""
+        self.vectors = vectors
         self.catalog = catalog
         self.models = models
         self.outbox = outbox
@@ -159,7 +166,9 @@ class TaggingCycle:
                 with lock:
                     readers.append(local.reader)
             reader: _Reader = local.reader
-            return reader.read(part, active, self.models.embedder, max_age, self.clock())
+            return reader.read(
+                part, active, self.models.embedder, max_age, self.clock(), self.vectors
+            )
 
         with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="tag-read") as pool:
             try:
@@ -298,6 +307,7 @@ class _Reader:
         embedder: str,
         max_age: float,
         now: float,
+        source: VectorSource | None = None,
     ) -> _ChunkData:
         assets = self._assets(keys)
         todo: dict[str, np.ndarray] = {}
@@ -321,7 +331,12 @@ class _Reader:
         if not wanted:
             return _ChunkData(now, assets, todo, skipped, [], [], {}, set())
         labels = {lab for m in active for lab in feats.labels_for(m.features, embedder)}
-        stored = {lab: self.catalog.vectors_for(wanted, lab) for lab in labels}
+        stored = {
+            lab: source(wanted)
+            if source is not None and lab == embedder
+            else self.catalog.vectors_for(wanted, lab)
+            for lab in labels
+        }
         results: list[tuple[_Active, list[int], np.ndarray, np.ndarray]] = []
         failed: list[tuple[str, str]] = []
         failed_keys: set[int] = set()
