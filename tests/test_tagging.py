@@ -16,9 +16,9 @@ from smarttags.settings import Settings
 from training.spec import ModelSpec
 from training.tagging import TaggingCycle
 
-from .training_helpers import add_assets, clusters, taxonomy
+from .training_helpers import WEAR, add_assets, clusters, taxonomy, wear_library
 
-TAGS = ("wear:type/hat", "wear:type/shirt", "wear:type/shoe")
+TAGS = WEAR
 HOUR = 3600.0
 
 
@@ -27,13 +27,7 @@ def svc(tmp_path: Path) -> Iterator[SmartTags]:
     """3 garment types x 40 photos with stored vectors; a model trained on 15 of each."""
     settings = Settings(home=tmp_path / "home", embedder="fake", threads=1)
     with SmartTags(settings) as app:
-        by_tag, vecs, ids, _ = clusters(dict.fromkeys(TAGS, 40), spread=0.8)
-        add_assets(app.catalog, vecs, ids)
-        taxonomy(app.catalog, TAGS)
-        app.tag_models.create(
-            ModelSpec(name="wear", title="Wear", examples={t: tuple(by_tag[t][:15]) for t in TAGS})
-        )
-        app.tag_models.train("wear")
+        wear_library(app)
         yield app
 
 

@@ -19,23 +19,12 @@ import pytest
 from indexer.backends.opensearch import OpenSearchBackend, RetryPolicy
 from smarttags.service import SmartTags
 from smarttags.settings import Settings
-from training.spec import ModelSpec
 
-from .training_helpers import add_assets, clusters, taxonomy
+from .training_helpers import WEAR, wear_library
 
 pytestmark = pytest.mark.opensearch
 
-TAGS = ("wear:type/hat", "wear:type/shirt", "wear:type/shoe")
-
-
-def _library(app: SmartTags) -> None:
-    by_tag, vecs, ids, _ = clusters(dict.fromkeys(TAGS, 40), spread=0.8)
-    add_assets(app.catalog, vecs, ids)
-    taxonomy(app.catalog, TAGS)
-    app.tag_models.create(
-        ModelSpec(name="wear", title="Wear", examples={t: tuple(by_tag[t][:15]) for t in TAGS})
-    )
-    app.tag_models.train("wear")
+TAGS = WEAR
 
 
 @pytest.fixture
@@ -70,7 +59,7 @@ def _hits(app: SmartTags, text: str) -> list[tuple[str, int]]:
 def test_an_outage_mid_run_loses_nothing(tmp_path: Path, own_osmem: Any) -> None:
     quick = RetryPolicy(max_retries=1, initial_backoff=0.01, max_backoff=0.01)
     with _service(tmp_path, own_osmem.url, "st-outage", retry=quick, timeout=1.0) as app:
-        _library(app)
+        wear_library(app)
         first = app.tag(["/lib/"])
         assert first.sync["error"] == "" and app.outbox_backlog().queued == 0
         before = _hits(app, "shoe")
@@ -105,7 +94,7 @@ def test_full_reindex_swaps_the_alias(
     backend = opensearch_backend_factory(alias=alias)  # dropped after the test
     backend.ensure_schema()
     with _service(tmp_path, opensearch_url, alias) as app:
-        _library(app)
+        wear_library(app)
         app.tag(["/lib/"])
         first = backend.alias_indices()
         expected = _hits(app, "shoe")

@@ -16,6 +16,8 @@ import numpy as np
 from indexer.catalog import Catalog
 from indexer.colour import COLOUR_LABEL, DIM
 from indexer.models import FileFacts, Metadata, TaxonomyTag
+from smarttags.service import SmartTags
+from training.spec import ModelSpec
 
 EMBEDDER = "fake"
 D = 32
@@ -75,3 +77,17 @@ def grey_colours(n: int) -> np.ndarray:
 
 def open_catalog(tmp_path: Path) -> Catalog:
     return Catalog.open(tmp_path / "catalog.sqlite")
+
+
+WEAR = ("wear:type/hat", "wear:type/shirt", "wear:type/shoe")
+
+
+def wear_library(app: SmartTags) -> None:
+    """3 garment types x 40 assets with stored vectors; model 'wear' trained on 15 of
+    each and active."""
+    by_tag, vecs, ids, _ = clusters(dict.fromkeys(WEAR, 40), spread=0.8)
+    add_assets(app.catalog, vecs, ids)
+    taxonomy(app.catalog, WEAR)
+    examples = {t: tuple(by_tag[t][:15]) for t in WEAR}
+    app.tag_models.create(ModelSpec(name="wear", title="Wear", examples=examples))
+    app.tag_models.train("wear")
