@@ -220,8 +220,8 @@ def register(cli: click.Group) -> None:
         versions = len(tm.versions(name))
         if not yes:
             click.confirm(f"delete tag model {name!r} and its {versions} version(s)?", abort=True)
-        tm.store.delete(name)
-        click.echo(f"deleted tag model {name!r}")
+        changed = app.service().delete_tag_model(name)
+        click.echo(f"deleted tag model {name!r}; its smart tags left {changed} assets")
 
     @models.command()
     @click.argument("name")

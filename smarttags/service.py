@@ -35,6 +35,7 @@ from ranking.results import SearchResult
 from training.moderation import Moderation, SmartTagView
 from training.service import TagModels
 from training.tagging import TaggingCycle, TaggingReport
+from training.tagging import ensure_schema as ensure_tagging_schema
 
 from .locks import exclusive
 from .search_sync import SearchSync, SyncReport
@@ -207,6 +208,29 @@ class SmartTags:
             return wanted[hit], matrix[pos[hit]]
 
         return source
+
+    def delete_tag_model(self, name: str) -> int:
+        """Delete a tag model with its versions, skip state and the smart tags it wrote
+        (promoted ones stay: they count as manual); returns how many assets changed."""
+        self.tag_models.store.get(name)  # raises, naming the models, when unknown
+        ensure_tagging_schema(self.catalog)
+        conn = self.catalog.connection
+        pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "@%"
+        with self.catalog.transaction():
+            rows = conn.execute(
+                "SELECT DISTINCT a.id FROM smart_tags s JOIN assets a ON a.key = s.asset_key "
+                "WHERE s.promoted = 0 AND s.model_version LIKE ? ESCAPE '\\'",
+                (pattern,),
+            ).fetchall()
+            conn.execute(
+                "DELETE FROM smart_tags WHERE promoted = 0 AND model_version LIKE ? ESCAPE '\\'",
+                (pattern,),
+            )
+            conn.execute("DELETE FROM tagging_state WHERE model = ?", (name,))
+            self.outbox.enqueue(r[0] for r in rows)
+        self.tag_models.store.delete(name)
+        self.sync_pending()
+        return len(rows)
 
     @property
     def moderation(self) -> Moderation:

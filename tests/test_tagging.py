@@ -114,6 +114,26 @@ def test_moderation_survives_retagging_and_reindexing(svc: SmartTags) -> None:
     assert [r.tag for r in removed] == ["wear:type/shoe"]
 
 
+def test_deleting_a_model_removes_its_smart_tags_and_skip_state(svc: SmartTags) -> None:
+    svc.tag(["/lib/"])
+    svc.promote_smart_tag("/lib/hat/025.jpg", "wear:type/hat")
+    assert svc.search("shoe").total > 10
+    changed = svc.delete_tag_model("wear")
+    assert changed > 60
+    assert svc.search("shoe").total == 0
+    assert _smart(svc, "/lib/hat/025.jpg")["wear:type/hat"][2]  # promoted: kept, as manual
+    wear_library_model(svc)
+    again = svc.tag(["/lib/"])
+    assert (again.classified, again.skipped) == (120, 0)  # a new model is never skipped
+
+
+def wear_library_model(app: SmartTags) -> None:
+    ids = {t: tuple(a.id for a in app.catalog.assets(f"/lib/{t.rsplit('/', 1)[1]}/")[:15])
+           for t in TAGS}  # fmt: skip
+    app.tag_models.create(ModelSpec(name="wear", title="Wear", examples=ids))
+    app.tag_models.train("wear")
+
+
 def test_moderation_errors_name_the_asset_and_its_tags(svc: SmartTags) -> None:
     svc.tag(["/lib/"])
     with pytest.raises(CatalogError, match=r"asset /lib/hat/025.jpg has no smart tag 'x:y'"):

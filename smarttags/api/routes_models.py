@@ -94,7 +94,7 @@ async def get_model(rt: RuntimeDep, name: Name) -> dict[str, Any]:
 @router.delete("/{name}", status_code=204, dependencies=[auth.admin])
 async def delete_model(rt: RuntimeDep, name: Name) -> Response:
     """Delete a tag model with its examples and versions."""
-    await rt.writes.run(lambda svc: svc.tag_models.store.delete(name))
+    await rt.writes.run(lambda svc: svc.delete_tag_model(name))
     return Response(status_code=204)
 
 
