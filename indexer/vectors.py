@@ -12,6 +12,7 @@ import json
 import math
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +101,7 @@ class VectorIndex:
 
     def matrix(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(keys sorted, their unit vectors) of an exact index, straight from FAISS's
-        storage (copied once, then kept); None for an IVF index."""
+        storage; None for an IVF index."""
         if self.kind != "exact":
             return None
         if self._matrix is not None:
@@ -111,9 +112,13 @@ class VectorIndex:
             return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
         ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
         flat = faiss.downcast_index(self._index.index)
-        vectors = faiss.rev_swig_ptr(flat.get_xb(), n * dim).reshape(n, dim).copy()
-        order = np.argsort(ids, kind="stable")
-        self._matrix = (ids[order], vectors[order])
+        # A view of FAISS's storage (memory-mapped when loaded from a file): valid while
+        # this object lives, which holds the index. Built in key order, so no copy.
+        vectors = faiss.rev_swig_ptr(flat.get_xb(), n * dim).reshape(n, dim)
+        if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+            order = np.argsort(ids, kind="stable")
+            ids, vectors = ids[order], vectors[order]
+        self._matrix = (ids, vectors)
         return self._matrix
 
     def search(self, vector: np.ndarray, k: int) -> list[Neighbour]:
@@ -126,38 +131,44 @@ class VectorIndex:
         ]
 
     def save(self, path: Path) -> None:
-        """Write index and metadata atomically: readers see the old file or the new one."""
+        """Write atomically: the FAISS index to a new data file beside ``path``, then
+        ``path`` itself, a small manifest naming it (readers see the old pair or the
+        new one), then older data files are removed."""
         faiss = _faiss()
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = faiss.serialize_index(self._index)
-        header = json.dumps(self.meta, sort_keys=True).encode()
-        payload = b"SMARTTAGSVEC1\n" + len(header).to_bytes(8, "little") + header + data.tobytes()
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        data = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.idx")
+        fd, tmp = tempfile.mkstemp(prefix=data.name, suffix=".tmp", dir=path.parent)
+        os.close(fd)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-                f.flush()
+            faiss.write_index(self._index, tmp)
+            with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
+            os.replace(tmp, data)
+            header = json.dumps({**self.meta, "data": data.name}, sort_keys=True).encode()
+            _write_atomic(path, _MAGIC + header)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        for old in path.parent.glob(f"{path.name}.*.idx"):
+            if old != data:
+                old.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: Path) -> VectorIndex:
+        """Read the manifest and its FAISS data file; an exact index is memory-mapped
+        (loading costs milliseconds, pages are read on use)."""
         faiss = _faiss()
         try:
             raw = path.read_bytes()
         except OSError as e:
             raise VectorIndexError(f"cannot read vector index {path}: {e}") from e
-        magic = b"SMARTTAGSVEC1\n"
-        if not raw.startswith(magic) or len(raw) < len(magic) + 8:
+        if not raw.startswith(_MAGIC):
             raise VectorIndexError(f"{path} is not a smarttags vector index; delete it to rebuild")
-        n = int.from_bytes(raw[len(magic) : len(magic) + 8], "little")
-        start = len(magic) + 8
         try:
-            meta = json.loads(raw[start : start + n])
-            index = faiss.deserialize_index(np.frombuffer(raw[start + n :], dtype=np.uint8))
+            meta = json.loads(raw[len(_MAGIC) :])
+            data = path.parent / str(meta.pop("data"))
+            flags = faiss.IO_FLAG_MMAP_IFC if meta.get("kind") == "exact" else 0
+            index = faiss.read_index(str(data), flags)
         except Exception as e:
             raise VectorIndexError(
                 f"damaged vector index {path} ({e}); delete it to rebuild"
@@ -165,6 +176,22 @@ class VectorIndex:
         if hasattr(index, "nprobe") and "nprobe" in meta:
             index.nprobe = int(meta["nprobe"])
         return cls(index, meta)
+
+
+_MAGIC = b"SMARTTAGSVEC2\n"
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 class VectorStore:
@@ -180,6 +207,20 @@ class VectorStore:
         """The index already in memory, if it is current: no disk read."""
         index = self._loaded.get(embedder)
         return index if index is not None and index.meta.get("version") == version else None
+
+    def current(self, embedder: str, version: int) -> VectorIndex | None:
+        """The index in memory or on disk if it is current; never rebuilds."""
+        index = self.loaded(embedder, version)
+        if index is not None:
+            return index
+        try:
+            index = VectorIndex.load(self.path(embedder))
+        except VectorIndexError:
+            return None
+        if index.meta.get("version") != version or index.meta.get("embedder") != embedder:
+            return None
+        self._loaded[embedder] = index
+        return index
 
     def path(self, embedder: str) -> Path:
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder)

@@ -189,13 +189,12 @@ class SmartTags:
             return cycle.run(keys, periodic=periodic, progress=progress)
 
     def _vector_source(self) -> Callable[[list[int]], tuple[np.ndarray, np.ndarray]] | None:
-        """The in-memory exact FAISS index's copy of every current vector (unit length:
-        the tag models' features do not depend on a vector's length), so a cycle reads
-        no vector from SQLite. Only when this process holds the index already (a
-        server that answered a similar-images request; loading it for one cycle costs
-        more than it saves); None otherwise, or when the index is approximate."""
+        """The exact FAISS index's copy of every current vector (memory-mapped from its
+        file; unit length: the tag models' features do not depend on a vector's
+        length), so a cycle reads no vector from SQLite. None when the index is stale
+        (it is not rebuilt for this) or approximate."""
         name = self.embedder_name()
-        index = self.vectors.loaded(name, self.catalog.embeddings_version(name))
+        index = self.vectors.current(name, self.catalog.embeddings_version(name))
         found = None if index is None else index.matrix()
         if found is None:
             return None

@@ -101,9 +101,12 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     path = folder / "hand.faiss"
     index = VectorIndex.build(KEYS, VECS, exact_max=100, meta={"version": 3})
     index.save(path)
-    index.save(path)  # overwriting keeps one file, too
-    assert sorted(p.name for p in folder.iterdir()) == ["hand.faiss"]
-    assert path.read_bytes().startswith(b"SMARTTAGSVEC1\n")
+    index.save(path)  # overwriting keeps one manifest and one data file
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(names) == 2 and names[0] == "hand.faiss", names
+    assert names[1].startswith("hand.faiss.") and names[1].endswith(".idx")
+    assert path.read_bytes().startswith(b"SMARTTAGSVEC2\n")
+    assert names[1] in path.read_text()  # the manifest names its data file
     loaded = VectorIndex.load(path)
     assert loaded.meta == index.meta == {"version": 3, "kind": "exact", "dim": 4, "count": 5}
     assert loaded.size == 5
@@ -124,7 +127,8 @@ def test_load_garbage_says_delete_to_rebuild(tmp_path: Path) -> None:
 def test_load_truncated_file_says_damaged(tmp_path: Path) -> None:
     path = tmp_path / "x.faiss"
     VectorIndex.build(KEYS, VECS, exact_max=100).save(path)
-    path.write_bytes(path.read_bytes()[:-40])
+    data = next(tmp_path.glob("x.faiss.*.idx"))
+    data.write_bytes(data.read_bytes()[:-40])
     with pytest.raises(VectorIndexError) as info:
         VectorIndex.load(path)
     msg = str(info.value)
@@ -186,7 +190,8 @@ def test_store_reuses_current_file_and_rebuilds_stale(tmp_path: Path) -> None:
     assert newer.meta["version"] == 2
     assert newer.size == 3
     assert VectorIndex.load(path).meta["version"] == 2
-    assert sorted(p.name for p in path.parent.iterdir()) == ["fake.faiss"]
+    names = sorted(p.name for p in path.parent.iterdir())
+    assert names[0] == "fake.faiss" and len(names) == 2  # older data files are removed
 
 
 def test_store_rebuilds_damaged_file_and_other_embedder(tmp_path: Path) -> None:
@@ -256,7 +261,7 @@ def test_ivf_recall_against_exact(tmp_path: Path) -> None:
     loaded = VectorIndex.load(path)
     assert loaded.kind == "ivf512"
     assert [[h.key for h in loaded.search(v, 10)] for v in q[:50]] == found[:50]
-    assert [p.name for p in tmp_path.iterdir()] == ["ivf.faiss"]
+    assert sorted(p.name for p in tmp_path.iterdir())[0] == "ivf.faiss"
 
 
 def test_ivf_small_collection_above_exact_max() -> None:
