@@ -27,8 +27,10 @@ with K = max(offset + limit, facet_sample) only the top K hits must be found:
    :func:`to_sql_term_list` reads a stem's assets best bound first,
    :func:`to_sql_smart_candidates` scores the assets read, :func:`to_sql_stream_count`
    counts those not read), or :func:`to_sql_smart` adds every smart-tag hit, folded per
-   asset by an upsert (terms covered as a bit mask). Else :func:`to_sql_smart_count`
-   only counts the smart tiers up to the cap.
+   asset by an upsert (terms covered as a bit mask), or the backend folds the matched
+   tags' rows (:func:`to_sql_tag_rows`, cached per tag) in memory and adds only the top
+   K smart hits. Else :func:`to_sql_smart_count` only counts the smart tiers up to the
+   cap.
 4. :func:`to_sql_threshold` finds the K-th score, :func:`to_sql_top` orders the hits
    from there up once (score, then asset id, fetching asset ids for those only), and
    :func:`to_sql` (the page) and :func:`to_sql_facets` (the sample's facets) read it.
@@ -442,6 +444,24 @@ WITH q(qi, term) AS (VALUES {", ".join(stems)})
 SELECT t.tag, sum(DISTINCT 1 << q.qi) FROM q JOIN search_tag_terms t ON t.term = q.term
 GROUP BY t.tag"""
     return [SqlQuery("DELETE FROM temp.search_qtags", {}), SqlQuery(sql, params)]
+
+
+def to_sql_tag_rows(q: TieredQuery, tag: str) -> SqlQuery:
+    """The smart-tag rows of ``tag`` at or above the floor, as ``(key, value)`` with the
+    value :func:`to_sql_smart` folds (the confidence, times the promotion factor when
+    promoted), in index order (the backend caches them per tag and profile)."""
+    p = q.profile
+    sql = """SELECT key, confidence * (CASE WHEN promoted THEN :promotion ELSE 1.0 END)
+FROM search_smart INDEXED BY search_smart_by_tag_conf
+WHERE tag = :tag AND confidence >= :floor"""
+    return SqlQuery(sql, {"tag": tag, "floor": p.confidence_floor,
+                          "promotion": p.promotion_factor})  # fmt: skip
+
+
+def to_sql_query_tag_list() -> SqlQuery:
+    """The rows of ``temp.search_qtags`` (:func:`to_sql_query_tags`), ``(tag, mask)`` by
+    tag: the order :func:`to_sql_smart` folds an asset's tags in."""
+    return SqlQuery("SELECT tag, mask FROM temp.search_qtags ORDER BY tag", {})
 
 
 def to_sql_term_list(stem: str) -> SqlQuery:

@@ -135,10 +135,19 @@ def check(
     return seen
 
 
-#: Smart-tier strategies: (smart_top_max, smart_top_batch). The top smart hits by the
-#: threshold algorithm in its own rounds, in rounds of one row (many rounds, deep
-#: reads), with a read limit that falls back midway, and every smart hit scored.
-SMART = {"top": (8_192, None), "top-step": (8_192, 1), "top-fallback": (3, 1), "all": (0, None)}
+#: Smart-tier strategies: (smart_top_max, smart_top_batch, smart_memory_rows,
+#: smart_memory_min). The top smart hits by the threshold algorithm in its own rounds,
+#: in rounds of one row (many rounds, deep reads), with a read limit that falls back
+#: midway (to the fold in memory), and every smart hit scored: by SQL, folded in memory,
+#: and folded in memory with a cache too small to keep a tag between searches.
+SMART = {
+    "top": (8_192, None, 4_000_000, 4_096),
+    "top-step": (8_192, 1, 0, 0),
+    "top-fallback": (3, 1, 4_000_000, 0),
+    "all": (0, None, 0, 0),
+    "all-memory": (0, None, 4_000_000, 0),
+    "all-memory-evict": (0, None, 3, 0),
+}
 
 
 @pytest.mark.parametrize("smart", sorted(SMART))
@@ -150,7 +159,9 @@ def test_embedded_matches_the_oracle(tmp_path, seed: int, class_fill_max: int, s
     backend = EmbeddedBackend(tmp_path / "c.sqlite3")
     backend.class_fill_max = class_fill_max  # 0: every tier-1 class is walked
     backend.tier1_scan_max = 10_000 if class_fill_max else 0  # 0: tier 1 by FTS5 arms only
-    backend.smart_top_max, backend.smart_top_batch = SMART[smart]
+    top_max, batch, memory_rows, memory_min = SMART[smart]
+    backend.smart_top_max, backend.smart_top_batch = top_max, batch
+    backend.smart_memory_rows, backend.smart_memory_min = memory_rows, memory_min
     backend.smart_top_whole_max = 8 * backend.smart_top_max
     backend.smart_top_gain = 0  # small corpora: take the threshold algorithm when allowed
     backend.ensure_schema()

@@ -52,3 +52,43 @@ def test_an_index_from_before_the_term_table_is_backfilled(tmp_path: Path) -> No
         q = TieredQuery.build(text, profile=profile, limit=3)
         assert summary(b.search(q)) == summary(search(docs, q))
     b.close()
+
+
+def test_smart_tags_folded_in_memory_follow_writes(tmp_path: Path) -> None:
+    """The smart-tag rows cached for the in-memory fold are read again after a write by
+    this connection or another one, and a cache too small for one query still works."""
+    import random
+
+    from ranking.explain import search
+    from ranking.profile import RankingProfile
+    from ranking.query import TieredQuery
+
+    from .test_search_differential import corpus, summary
+
+    docs = corpus(random.Random(11), 200)
+    path = tmp_path / "c.sqlite3"
+    b = EmbeddedBackend(path)
+    b.ensure_schema()
+    b.upsert(docs)
+    b.smart_top_max, b.smart_memory_min = 0, 0  # every smart hit folded in memory
+    profiles = [RankingProfile(languages=("en", "de"), facet_sample=5),
+                RankingProfile(languages=("en", "de"), facet_sample=5, confidence_floor=0.5,
+                               promotion_factor=2.0, combine="avg")]  # fmt: skip
+    texts = ("red boot", "summer dress", "wool", "kid hat beach", "running shoe red")
+    qs = [TieredQuery.build(t, profile=p, limit=5) for p in profiles for t in texts]
+
+    def check(expected: list) -> None:  # type: ignore[type-arg]
+        for q in qs:
+            assert summary(b.search(q)) == summary(search(expected, q)), q.text
+
+    check(docs)
+    assert b._tag_rows_size > 0
+    b.upsert(docs[:40][::-1])  # this connection
+    check(docs)
+    other = EmbeddedBackend(path)  # another connection
+    other.delete([d.asset_id for d in docs[:30]])
+    other.close()
+    check(docs[30:])
+    b.smart_memory_rows = 1  # evicts all but the current query's tags
+    check(docs[30:])
+    b.close()

@@ -3,7 +3,8 @@
 The backend picks, per search, whether to score every hit or only the top ones, for
 a tier-1 score class whether to load it whole or walk asset ids (``class_fill_max``),
 and for the smart tiers whether to score every hit or find the top ones with the
-threshold algorithm (``smart_top_max``, ``smart_top_batch``, ``smart_top_gain``).
+threshold algorithm (``smart_top_max``, ``smart_top_batch``, ``smart_top_gain``), and
+whether to fold them in memory (``smart_memory_rows``).
 This runs larger random corpora than the differential test (with small
 ``track_total_hits`` / ``facet_sample`` profiles among the queries, so every path runs)
 and compares the whole result with ``ranking.explain.search``, scores to 1e-9, including
@@ -30,16 +31,18 @@ from ranking.query import TieredQuery  # noqa: E402
 from ranking.results import SearchResult  # noqa: E402
 from tests.test_search_differential import corpus, queries  # noqa: E402
 
-#: (class_fill_max, smart_top_max, smart_top_batch, smart_top_gain): the defaults;
-#: walk every tier-1 class (and load tier 1 by FTS5 arms only, never scanning); the
-#: threshold algorithm whenever allowed, in its own rounds
-#: and in rounds of one row; every smart hit scored.
+#: (class_fill_max, smart_top_max, smart_top_batch, smart_top_gain, smart_memory_rows):
+#: the defaults; walk every tier-1 class (and load tier 1 by FTS5 arms only, never
+#: scanning); the threshold algorithm whenever allowed, in its own rounds and in rounds
+#: of one row (SQL only); every smart hit scored, folded in memory (any size) and by SQL.
+_ROWS = EmbeddedBackend.smart_memory_rows
 STRATEGIES = [
-    (EmbeddedBackend.class_fill_max, EmbeddedBackend.smart_top_max, None, 4),
-    (0, EmbeddedBackend.smart_top_max, None, 4),
-    (EmbeddedBackend.class_fill_max, EmbeddedBackend.smart_top_max, None, 0),
-    (EmbeddedBackend.class_fill_max, EmbeddedBackend.smart_top_max, 1, 0),
-    (EmbeddedBackend.class_fill_max, 0, None, 0),
+    (EmbeddedBackend.class_fill_max, EmbeddedBackend.smart_top_max, None, 4, _ROWS),
+    (0, EmbeddedBackend.smart_top_max, None, 4, _ROWS),
+    (EmbeddedBackend.class_fill_max, EmbeddedBackend.smart_top_max, None, 0, _ROWS),
+    (EmbeddedBackend.class_fill_max, EmbeddedBackend.smart_top_max, 1, 0, 0),
+    (EmbeddedBackend.class_fill_max, 0, None, 0, _ROWS),
+    (EmbeddedBackend.class_fill_max, 0, None, 0, 0),
 ]
 
 
@@ -63,13 +66,14 @@ def main() -> int:
             for q in qs[:20] for o, n in ((0, 5), (7, 3), (30, 20))
         ]  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
-            for n, (fill_max, top_max, batch, gain) in enumerate(STRATEGIES):
+            for n, (fill_max, top_max, batch, gain, rows) in enumerate(STRATEGIES):
                 b = EmbeddedBackend(Path(tmp) / f"c{n}.sqlite3")
                 b.ensure_schema()
                 b.upsert(docs)
                 b.class_fill_max, b.smart_top_max = fill_max, top_max
                 b.tier1_scan_max = b.tier1_scan_max if fill_max else 0
                 b.smart_top_batch, b.smart_top_gain = batch, gain
+                b.smart_memory_rows, b.smart_memory_min = rows, 0
                 for q in qs:
                     check(b.search(q), docs, q)
                     checked += 1

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ranking.backend import BulkResult
 from ranking.document import SearchDocument
@@ -29,12 +32,14 @@ from ranking.sql import (
     to_sql_class_fill,
     to_sql_class_walk,
     to_sql_facets,
+    to_sql_query_tag_list,
     to_sql_query_tags,
     to_sql_smart,
     to_sql_smart_candidates,
     to_sql_smart_count,
     to_sql_smart_rows,
     to_sql_stream_count,
+    to_sql_tag_rows,
     to_sql_term_list,
     to_sql_term_rows,
     to_sql_term_smart_backfill,
@@ -61,6 +66,10 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_cir
 #: Host parameters per statement when looking keys up by asset id.
 _CHUNK = 500
 
+#: One smart tag's rows at a profile's floor in memory: keys and folded values (the
+#: confidence, times the promotion factor when promoted), in index order.
+_TagRows = tuple[Any, Any]
+
 
 class EmbeddedBackend:
     """Tiers computed by SQL over FTS5 and smart-tag tables; see :mod:`ranking.sql`."""
@@ -85,6 +94,18 @@ class EmbeddedBackend:
     smart_top_gain = 4
     #: Rows read per stem in the first round (None: 1.5 x the hits missing).
     smart_top_batch: int | None = None
+    #: Where every smart hit must be scored (and no filter applies), the matched tags'
+    #: rows are folded in memory (numpy) from a per-connection cache of smart-tag rows
+    #: by tag, holding at most this many rows (16 bytes each; least recently used tags
+    #: go first; 0: fold in SQL). Only the top K smart hits are written to
+    #: ``temp.search_scored``; the tier counts come from the fold.
+    smart_memory_rows = 4_000_000
+    #: ... when the query's terms hold at least this many ``search_term_smart`` rows
+    #: together (fewer: the SQL fold is as fast).
+    smart_memory_min = 4_096
+    #: Count the smart tiers of a query of several terms from the in-memory fold too
+    #: (when tier 1 fills the top K), not by SQL.
+    smart_memory_count = True
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -100,6 +121,12 @@ class EmbeddedBackend:
             self._conn.executescript(TEMP_SCHEMA)
         except sqlite3.Error as e:
             raise BackendError(f"cannot open the embedded search index in {path}: {e}") from e
+        # Smart-tag rows by (tag, floor, promotion factor) (see smart_memory_rows), valid
+        # for one data_version.
+        self._tag_rows: OrderedDict[tuple[str, float, float], _TagRows] = OrderedDict()
+        self._tag_rows_size = 0
+        self._tag_rows_version: int | None = None
+        self._fold_counts: dict[int, int] | None = None
 
     def ensure_schema(self) -> None:
         try:
@@ -144,6 +171,7 @@ class EmbeddedBackend:
         latest = {doc.asset_id: doc for doc in docs}
         try:
             c.execute("BEGIN IMMEDIATE")
+            self._forget_tag_rows()
             existing = self._keys(list(latest))
             if existing:
                 self._delete_keys(list(existing.values()))
@@ -207,6 +235,7 @@ class EmbeddedBackend:
         c = self._conn
         try:
             c.execute("BEGIN IMMEDIATE")
+            self._forget_tag_rows()
             self._delete_keys(list(self._keys(list(dict.fromkeys(asset_ids))).values()))
             c.execute("COMMIT")
             result.ok = len(asset_ids)
@@ -242,11 +271,124 @@ class EmbeddedBackend:
             if have >= k:
                 return
 
-    def _smart_all(self, q: TieredQuery) -> tuple[bool, list[str]]:
-        """Score every smart hit (tier 1 in ``temp.search_scored`` stays)."""
-        self._run([SqlQuery("DELETE FROM temp.search_scored WHERE tier <> 1", {}),
-                   *to_sql_smart(q)])  # fmt: skip
+    def _smart_all(self, q: TieredQuery, k: int, memory: bool = True) -> tuple[bool, list[str]]:
+        """Score every smart hit (tier 1 in ``temp.search_scored`` stays): in memory when
+        allowed (only the top ``k`` smart hits are then added; ``_fold_counts`` holds the
+        tier counts), else in SQL."""
+        self._run([SqlQuery("DELETE FROM temp.search_scored WHERE tier <> 1", {})])
+        if not (memory and self._smart_memory(q, k)):
+            self._run(to_sql_smart(q))
         return True, []
+
+    def _forget_tag_rows(self) -> None:
+        self._tag_rows.clear()
+        self._tag_rows_size = 0
+
+    def _tag_rows_of(self, q: TieredQuery, tags: list[str]) -> list[_TagRows]:
+        """The rows of each of ``tags`` at ``q``'s floor, from the cache or read (and
+        cached)."""
+        cache, out, p = self._tag_rows, [], q.profile
+        for tag in tags:
+            name = (tag, p.confidence_floor, p.promotion_factor)
+            rows = cache.get(name)
+            if rows is None:
+                got = self._conn.execute(*_args(to_sql_tag_rows(q, tag))).fetchall()
+                if got:
+                    keys, vals = zip(*got, strict=True)
+                    rows = (np.fromiter(keys, np.int64, len(got)),
+                            np.fromiter(vals, np.float64, len(got)))  # fmt: skip
+                else:
+                    rows = (np.zeros(0, np.int64), np.zeros(0, np.float64))
+                cache[name] = rows
+                self._tag_rows_size += len(rows[0])
+            else:
+                cache.move_to_end(name)
+            out.append(rows)
+        # Evict least recently used tags, never those of this query.
+        while self._tag_rows_size > self.smart_memory_rows and len(cache) > len(tags):
+            _, old = cache.popitem(last=False)
+            self._tag_rows_size -= len(old[0])
+        return out
+
+    def _memory_allowed(self, q: TieredQuery) -> bool:
+        """Whether the smart tiers may be folded in memory: a cache, no filter, and at
+        most 62 terms (a mask in 63 bits)."""
+        return (self.smart_memory_rows > 0 and q.path_prefix is None and not q.formats
+                and not q.tags and len(q.terms) <= 62)  # fmt: skip
+
+    def _fold(self, q: TieredQuery) -> tuple[int, tuple[Any, ...] | None]:
+        """Every smart hit not in tier 1 (the keys in ``temp.search_scored``), folded in
+        memory as :func:`ranking.sql.to_sql_smart` folds them (the same tags in the same
+        order, so the same sums): the tier-1 count and ``(keys, within, n, mask,
+        tier2)`` arrays, or None when there is no smart hit."""
+        c = self._conn
+        self._run(to_sql_query_tags(q))
+        qtags = c.execute(*_args(to_sql_query_tag_list())).fetchall()
+        parts = self._tag_rows_of(q, [t for t, _ in qtags])
+        keys_l, vals_l, masks_l = [], [], []
+        for (_, mask), (kk, vv) in zip(qtags, parts, strict=True):
+            if len(kk):
+                keys_l.append(kk)
+                vals_l.append(vv)
+                masks_l.append(np.full(len(kk), int(mask), dtype=np.int64))
+        t1 = np.array([r[0] for r in c.execute("SELECT key FROM temp.search_scored")],
+                      dtype=np.int64)  # fmt: skip
+        if not keys_l:
+            return len(t1), None
+        keys = np.concatenate(keys_l)
+        vals = np.concatenate(vals_l)
+        masks = np.concatenate(masks_l)
+        # Fold per asset in row order (tags by tag, as the SQL upsert folds them), by key
+        # when the rows are many for the key range, else by rank among the keys.
+        dense = len(keys) * 8 >= int(keys.max())
+        if dense:
+            idx, size = keys, int(keys.max()) + 1
+        else:
+            uniq, idx = np.unique(keys, return_inverse=True)
+            size = len(uniq)
+        count = np.bincount(idx, minlength=size)
+        within: Any
+        if q.profile.combine == "max":
+            within = np.zeros(size, dtype=np.float64)
+            np.maximum.at(within, idx, vals)
+        else:
+            within = np.bincount(idx, weights=vals, minlength=size)
+        mask = np.zeros(size, dtype=np.int64)
+        np.bitwise_or.at(mask, idx, masks)
+        if dense:  # the keys with rows
+            uniq = np.flatnonzero(count)
+            within, count, mask = within[uniq], count[uniq], mask[uniq]
+        if len(t1):  # tier-1 hits stay as they are
+            live = ~np.isin(uniq, t1)
+            uniq, within, count, mask = uniq[live], within[live], count[live], mask[live]
+        tier2 = mask == (1 << len(q.terms)) - 1
+        return len(t1), (uniq, within, count, mask, tier2)
+
+    def _smart_memory(self, q: TieredQuery, k: int) -> bool:
+        """Every smart hit folded in memory (:meth:`_fold`) and the top ``k`` of them (with
+        ties) added to ``temp.search_scored``; ``_fold_counts`` gets the tier counts.
+        False (nothing done) when not allowed."""
+        if not self._memory_allowed(q):
+            return False
+        p = q.profile
+        n1, fold = self._fold(q)
+        if fold is None:
+            self._fold_counts = {1: n1, 2: 0, 3: 0}
+            return True
+        uniq, within, count, mask, tier2 = fold
+        n2 = int(tier2.sum())
+        self._fold_counts = {1: n1, 2: n2, 3: len(uniq) - n2}
+        combined = within / count if p.combine == "avg" else within
+        score = np.where(tier2, p.tier_boosts[1], p.tier_boosts[2]) + combined
+        if len(score) > k:  # the top k smart hits and ties (the SQL orders them exactly)
+            kth = np.partition(score, len(score) - k)[len(score) - k]
+            top = score >= kth - 1e-9
+            uniq, within, count, mask = uniq[top], within[top], count[top], mask[top]
+        self._conn.executemany(
+            "INSERT INTO temp.search_scored(key, tier, mask, within, n) VALUES (?, 3, ?, ?, ?)",
+            zip(uniq.tolist(), mask.tolist(), within.tolist(), count.tolist(), strict=True),
+        )
+        return True
 
     def _smart_top(self, q: TieredQuery, k: int, need: int) -> tuple[bool, list[str]]:
         """Add the smart hits (tiers 2 and 3) among the top ``k`` hits to
@@ -268,7 +410,7 @@ class EmbeddedBackend:
         round, or when the rounds pass ``smart_top_max`` rows."""
         limit = self.smart_top_max
         if limit <= 0:
-            return self._smart_all(q)
+            return self._smart_all(q, k)
 
         def term_sizes(cap: int) -> list[int]:  # per term, counting at most cap + 1
             return [int(self._scalar(to_sql_term_rows(q, i, cap + 1))) for i in range(len(q.terms))]
@@ -280,15 +422,16 @@ class EmbeddedBackend:
             sizes = term_sizes(cap)
         big = sizes.index(max(sizes))
         others = sum(sizes) - sizes[big]
+        memory = sum(sizes) >= self.smart_memory_min
         if others > cap:  # several frequent terms: score everything
-            return self._smart_all(q)
+            return self._smart_all(q, k, memory)
         # Reading and scoring asset by asset costs a few times what scoring every row in
         # one statement does: worth it only when the streamed term is much larger.
         worth = self.smart_top_gain * (others + need + need // 2)
         if sizes[big] > cap and worth > cap:
             sizes[big] = int(self._scalar(to_sql_term_rows(q, big, worth + 1)))
         if sizes[big] <= worth:
-            return self._smart_all(q)
+            return self._smart_all(q, k, memory)
         self._run(to_sql_query_tags(q))
         p = q.profile
         scale = max(1.0, p.promotion_factor / PROMOTION_REF)
@@ -334,7 +477,7 @@ class EmbeddedBackend:
                 if kth is not None and best + 1e-6 < float(kth):
                     return False, stream
                 if read > others + limit:
-                    return self._smart_all(q)
+                    return self._smart_all(q, k)
                 batch *= 2
         finally:
             for cursor in cursors.values():
@@ -345,6 +488,12 @@ class EmbeddedBackend:
         at most ``left``, else lower bounds that pass it."""
         if left < 0:
             return {}
+        if len(q.terms) > 1 and self.smart_memory_count and self._memory_allowed(q):
+            _, fold = self._fold(q)  # exact counts (past the cap too)
+            if fold is None:
+                return {2: 0, 3: 0}
+            n2 = int(fold[4].sum())
+            return {2: n2, 3: len(fold[0]) - n2}
         smart = int(self._scalar(to_sql_smart_count(q, left + 1)))
         if smart == 0 or len(q.terms) == 1:  # one term: every smart hit is in tier 2
             return {2: smart}
@@ -374,9 +523,13 @@ class EmbeddedBackend:
                 self._run(to_sql_tier1(q))
             n1 = int(self._scalar(SqlQuery("SELECT count(*) FROM temp.search_scored", {})))
             if n1 < k:  # the smart tiers are on the page or in the sample: find their top
+                self._fold_counts = None
                 every, stream = self._smart_top(q, k, k - n1)
-                row = self._conn.execute(*_args(to_sql_tier_counts(q, cap + 1))).fetchone()
-                counts = {1: int(row[0]), 2: int(row[1]), 3: int(row[2])}
+                if self._fold_counts is not None:  # folded in memory: counted there
+                    counts = {t: min(n, cap + 1) for t, n in self._fold_counts.items()}
+                else:
+                    row = self._conn.execute(*_args(to_sql_tier_counts(q, cap + 1))).fetchone()
+                    counts = {1: int(row[0]), 2: int(row[1]), 3: int(row[2])}
                 if not every:  # count the hits not read, to the cap
                     more = cap + 1 - sum(counts.values())
                     rest = int(self._scalar(to_sql_stream_count(q, stream, max(more, 0))))
@@ -399,6 +552,12 @@ class EmbeddedBackend:
     def search(self, query: TieredQuery) -> SearchResult:
         c = self._conn
         try:
+            # Read before the snapshot starts: cached tag rows read in this search are at
+            # least this recent, and a write after it changes it for the next search.
+            version = int(c.execute("PRAGMA data_version").fetchone()[0])
+            if version != self._tag_rows_version:  # another connection wrote
+                self._forget_tag_rows()
+                self._tag_rows_version = version
             # One read transaction: every step sees the same snapshot; only temp is written.
             c.execute("BEGIN")
             try:

@@ -182,6 +182,20 @@ GROUP BY t.tag
  "t0_0": "schuhe",
  "t0_1": "schuh"
 }
+-- query_tag_list
+SELECT tag, mask FROM temp.search_qtags ORDER BY tag
+-- params
+{}
+-- tag_rows
+SELECT key, confidence * (CASE WHEN promoted THEN :promotion ELSE 1.0 END)
+FROM search_smart INDEXED BY search_smart_by_tag_conf
+WHERE tag = :tag AND confidence >= :floor
+-- params
+{
+ "floor": 0.5,
+ "promotion": 2.0,
+ "tag": "x:red"
+}
 -- term_rows
 SELECT count(*) FROM (
     SELECT 1 FROM search_term_smart INDEXED BY search_term_smart_by_bound
