@@ -388,6 +388,14 @@ class Catalog:
             out.update({r[0]: r[1] for r in rows})
         return out
 
+    def keys_under(self, prefix: str) -> list[int]:
+        """Keys of the assets whose id starts with ``prefix``, in key order."""
+        rows = self._conn.execute(
+            "SELECT key FROM assets WHERE substr(id, 1, ?) = ? ORDER BY key",
+            (len(prefix), prefix),
+        )
+        return [r[0] for r in rows]
+
     def ids_under(self, prefix: str, *, by_source: bool = False) -> list[str]:
         """Ids of the assets whose id (or source file path) starts with ``prefix``."""
         column = "source" if by_source else "id"

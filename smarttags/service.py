@@ -156,25 +156,25 @@ class SmartTags:
         """Apply every active tag model to the assets under ``paths``: DAM paths and
         prefixes, or folders and files on disk (ingested first, so new photos are
         embedded). A DAM path wins over a folder of the same name on disk."""
-        ids: list[str] = []
+        keys: list[int] = []
         embedded = 0
         for path in paths:
-            under = self.catalog.ids_under(path if path.endswith("/") else path + "/")
-            if not under and self.catalog.asset_keys([path]):
-                under = [path]
+            under = self.catalog.keys_under(path if path.endswith("/") else path + "/")
+            if not under:
+                under = list(self.catalog.asset_keys([path]).values())
             if under:  # a DAM path wins over a folder of the same name on disk
-                ids.extend(under)
+                keys.extend(under)
                 continue
             if Path(path).exists():
                 report = self.ingest([Path(path)], progress=progress)
                 embedded += report.embedded
-                ids.extend(report.seen)
+                keys.extend(self.catalog.asset_keys(report.seen).values())
                 continue
             raise UnknownAssetError(
                 f"{path!r} is neither a DAM path in the catalog nor a file or folder on "
                 "disk; list assets with `smarttags assets list`"
             )
-        result = self._tag_keys(ids, periodic=periodic, progress=progress)
+        result = self._run_cycle(keys, periodic=periodic, progress=progress)
         result.embedded = embedded
         if sync:  # else the changes wait in the outbox for the next sync
             result.sync = self.sync_pending().as_dict()
@@ -182,6 +182,9 @@ class SmartTags:
 
     def _tag_keys(self, ids: list[str], *, periodic: bool, progress: bool) -> TaggingReport:
         keys = list(self.catalog.asset_keys(ids).values())
+        return self._run_cycle(keys, periodic=periodic, progress=progress)
+
+    def _run_cycle(self, keys: list[int], *, periodic: bool, progress: bool) -> TaggingReport:
         with exclusive(self.settings.home, "a tagging run"):
             cycle = TaggingCycle(
                 self.catalog, self.tag_models, self.outbox, vectors=self._vector_source()

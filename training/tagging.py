@@ -140,7 +140,7 @@ class TaggingCycle:
         self, keys: Sequence[int], *, periodic: bool = False, progress: bool = False
     ) -> TaggingReport:
         started = time.perf_counter()
-        report = TaggingReport(assets=len(keys))
+        report = TaggingReport(assets=len(set(keys)))
         active = self.active()
         report.models = [a.label for a in active]
         if not active or not keys:
@@ -251,7 +251,9 @@ class TaggingCycle:
             if new is None and not before:
                 continue
             changed.add(k)
-            deletes.extend((k, tag) for tag, _, _ in before if new is None or tag != new[0])
+            for tag, _, _ in before:
+                if new is None or tag != new[0]:
+                    deletes.append((k, tag))
             if new is not None:
                 inserts.append((k, new[0], float(c), label, now))
         self._conn.executemany(
