@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import VectorIndexError
+from .files import write_atomic
 
 
 def _faiss() -> Any:
@@ -145,7 +146,7 @@ class VectorIndex:
                 os.fsync(f.fileno())
             os.replace(tmp, data)
             header = json.dumps({**self.meta, "data": data.name}, sort_keys=True).encode()
-            _write_atomic(path, _MAGIC + header)
+            write_atomic(path, _MAGIC + header)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -179,19 +180,6 @@ class VectorIndex:
 
 
 _MAGIC = b"SMARTTAGSVEC2\n"
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class VectorStore:

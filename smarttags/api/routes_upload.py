@@ -3,9 +3,7 @@ written atomically under the upload root, then ingested."""
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from indexer.files import write_atomic
 from indexer.images import IMAGE_EXTENSIONS, decode
 
 from ..service import SmartTags
@@ -138,16 +137,7 @@ def store_and_ingest(
             409, "asset_exists", f"{folder}/{fname} exists; send replace=true to replace it"
         )
     target_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target_dir, prefix=".upload-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(target, data)
     report = svc.ingest([target], prefix=folder, progress=False, tag=tag)
     if report.failed:
         if not existed:
