@@ -151,12 +151,16 @@ SMART = {
 
 
 @pytest.mark.parametrize("smart", sorted(SMART))
-@pytest.mark.parametrize("class_fill_max", [16_384, 0], ids=["load", "walk"])
+@pytest.mark.parametrize("tier1", ["memory", "memory-evict", "load", "walk"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_embedded_matches_the_oracle(tmp_path, seed: int, class_fill_max: int, smart: str) -> None:  # type: ignore[no-untyped-def]
+def test_embedded_matches_the_oracle(tmp_path, seed: int, tier1: str, smart: str) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(seed)
     docs, qs = corpus(rng), queries(rng)
     backend = EmbeddedBackend(tmp_path / "c.sqlite3")
+    # Tier 1 from in-memory metadata matches (with a cache too small to keep one between
+    # searches), or by SQL: classes loaded or walked.
+    class_fill_max = 0 if tier1 == "walk" else 16_384
+    backend.meta_memory_rows = {"memory": 16_000_000, "memory-evict": 3}.get(tier1, 0)
     backend.class_fill_max = class_fill_max  # 0: every tier-1 class is walked
     backend.tier1_scan_max = 10_000 if class_fill_max else 0  # 0: tier 1 by FTS5 arms only
     top_max, batch, memory_rows, memory_min = SMART[smart]

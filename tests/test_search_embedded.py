@@ -55,8 +55,10 @@ def test_an_index_from_before_the_term_table_is_backfilled(tmp_path: Path) -> No
 
 
 def test_smart_tags_folded_in_memory_follow_writes(tmp_path: Path) -> None:
-    """The smart-tag rows cached for the in-memory fold are read again after a write by
-    this connection or another one, and a cache too small for one query still works."""
+    """The smart-tag rows cached for the in-memory fold (and the metadata matches cached
+    for tier 1) are read again after a write by this connection or another one (which
+    gives the rewritten documents new keys), and caches too small for one query still
+    work."""
     import random
 
     from ranking.explain import search
@@ -82,7 +84,7 @@ def test_smart_tags_folded_in_memory_follow_writes(tmp_path: Path) -> None:
             assert summary(b.search(q)) == summary(search(expected, q)), q.text
 
     check(docs)
-    assert b._tag_rows_size > 0
+    assert b._tag_rows_size > 0 and b._meta_size > 0
     b.upsert(docs[:40][::-1])  # this connection
     check(docs)
     other = EmbeddedBackend(path)  # another connection
@@ -90,5 +92,6 @@ def test_smart_tags_folded_in_memory_follow_writes(tmp_path: Path) -> None:
     other.close()
     check(docs[30:])
     b.smart_memory_rows = 1  # evicts all but the current query's tags
+    b.meta_memory_rows = 1  # and metadata matches
     check(docs[30:])
     b.close()

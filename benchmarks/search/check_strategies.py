@@ -44,6 +44,8 @@ STRATEGIES = [
     (EmbeddedBackend.class_fill_max, 0, None, 0, _ROWS),
     (EmbeddedBackend.class_fill_max, 0, None, 0, 0),
 ]
+#: Strategies run with tier 1 in SQL too (``meta_memory_rows`` = 0), not only in memory.
+SQL_TIER1 = (0, 1, 3, 5)
 
 
 def summary(r: SearchResult) -> tuple[object, ...]:
@@ -66,7 +68,8 @@ def main() -> int:
             for q in qs[:20] for o, n in ((0, 5), (7, 3), (30, 20))
         ]  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
-            for n, (fill_max, top_max, batch, gain, rows) in enumerate(STRATEGIES):
+            runs = [(s, True) for s in STRATEGIES] + [(STRATEGIES[i], False) for i in SQL_TIER1]
+            for n, ((fill_max, top_max, batch, gain, rows), meta) in enumerate(runs):
                 b = EmbeddedBackend(Path(tmp) / f"c{n}.sqlite3")
                 b.ensure_schema()
                 b.upsert(docs)
@@ -74,6 +77,7 @@ def main() -> int:
                 b.tier1_scan_max = b.tier1_scan_max if fill_max else 0
                 b.smart_top_batch, b.smart_top_gain = batch, gain
                 b.smart_memory_rows, b.smart_memory_min = rows, 0
+                b.meta_memory_rows = b.meta_memory_rows if meta else 0
                 for q in qs:
                     check(b.search(q), docs, q)
                     checked += 1

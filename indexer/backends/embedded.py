@@ -20,11 +20,13 @@ from ranking.profile import METADATA_FIELDS
 from ranking.query import TieredQuery
 from ranking.results import FacetCount, Hit, SearchResult, Why, capped_counts
 from ranking.sql import (
+    ASSET_ORDER_INDEX,
     PROMOTION_REF,
     SCHEMA,
     TEMP_SCHEMA,
     TERM_SMART,
     SqlQuery,
+    _phrase,
     term_bounds,
     tier1_classes,
     to_sql,
@@ -71,6 +73,22 @@ _CHUNK = 500
 _TagRows = tuple[Any, Any]
 
 
+def _member(keys: Any, sorted_keys: Any) -> Any:
+    """Which of ``keys`` are in the sorted array ``sorted_keys``."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.asarray(sorted_keys[at] == keys)
+
+
+def _union(parts: list[Any]) -> Any:
+    """The union of sorted key arrays, sorted."""
+    if len(parts) == 1:
+        return parts[0]
+    a = np.sort(np.concatenate(parts))
+    return a[np.r_[True, a[1:] != a[:-1]]] if len(a) else a
+
+
 class EmbeddedBackend:
     """Tiers computed by SQL over FTS5 and smart-tag tables; see :mod:`ranking.sql`."""
 
@@ -106,6 +124,11 @@ class EmbeddedBackend:
     #: Count the smart tiers of a query of several terms from the in-memory fold too
     #: (when tier 1 fills the top K), not by SQL.
     smart_memory_count = True
+    #: Tier 1 (no filter) from per-connection in-memory key arrays of each (stem, field
+    #: class) FTS5 match, at most this many keys (8 bytes each; least recently used
+    #: first; 0: tier 1 in SQL): membership, scores and the top score classes become
+    #: numpy set operations instead of FTS5 doclist intersections.
+    meta_memory_rows = 16_000_000
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -127,6 +150,10 @@ class EmbeddedBackend:
         self._tag_rows_size = 0
         self._tag_rows_version: int | None = None
         self._fold_counts: dict[int, int] | None = None
+        # Metadata matches: sorted keys by (stem, fields); asset-id rank by key.
+        self._meta_keys: OrderedDict[tuple[str, tuple[str, ...]], Any] = OrderedDict()
+        self._meta_size = 0
+        self._asset_rank: Any = None
 
     def ensure_schema(self) -> None:
         try:
@@ -283,6 +310,119 @@ class EmbeddedBackend:
     def _forget_tag_rows(self) -> None:
         self._tag_rows.clear()
         self._tag_rows_size = 0
+        self._meta_keys.clear()
+        self._meta_size = 0
+        self._asset_rank = None
+
+    def _meta_keys_of(self, stem: str, fields: tuple[str, ...]) -> Any:
+        """Sorted keys of the assets holding ``stem`` in one of ``fields`` (cached)."""
+        name = (stem, fields)
+        got = self._meta_keys.get(name)
+        if got is not None:
+            self._meta_keys.move_to_end(name)
+            return got
+        expr = "{" + " ".join(fields) + "} : " + _phrase((stem,))
+        text = self._scalar(SqlQuery(
+            "SELECT group_concat(rowid, ' ') FROM search_meta WHERE search_meta MATCH :expr",
+            {"expr": expr},
+        ))  # fmt: skip
+        got = np.array(text.split(), dtype=np.int64) if text else np.zeros(0, np.int64)
+        got.sort()
+        self._meta_keys[name] = got
+        self._meta_size += len(got)
+        return got
+
+    def _tier1_memory(self, q: TieredQuery) -> tuple[Any, Any] | None:
+        """Tier 1's keys (sorted) and scores from in-memory metadata matches, as
+        :func:`ranking.sql.to_sql_tier1` scores them (per term the weight of the best
+        field class holding it, summed in term order); None when not allowed."""
+        if self.meta_memory_rows <= 0 or not self._memory_allowed(q):
+            return None
+        weights = q.profile.field_weights
+        classes = sorted({weights[f] for f in METADATA_FIELDS}, reverse=True)
+        groups = [(w, tuple(f for f in METADATA_FIELDS if weights[f] == w)) for w in classes]
+        per_term = []
+        for term in q.terms:
+            stems = list(dict.fromkeys(term.stems))
+            per_term.append([(w, [self._meta_keys_of(s, f) for s in stems]) for w, f in groups])
+        sizes = [sum(len(a) for _, arrays in t for a in arrays) for t in per_term]
+        rarest = per_term[sizes.index(min(sizes))]
+        top = max((int(a[-1]) for t in per_term for _, arrays in t for a in arrays if len(a)),
+                  default=0)  # fmt: skip
+        self._meta_keys_keep(q, groups)
+        if min(sizes) * 32 >= top:  # many hits for the key range: by key, dense
+            within = np.zeros(top + 1, dtype=np.float64)
+            held = np.ones(top + 1, dtype=bool)
+            for by_class in per_term:
+                best = np.full(top + 1, -1.0)
+                for w, arrays in reversed(by_class):  # the best class written last wins
+                    for a in arrays:
+                        best[a] = w
+                held &= best >= 0
+                within += best
+            keys = np.flatnonzero(held)
+            return keys, within[keys]
+        # Few: the rarest term's keys held by every other term (sorted throughout).
+        keys = _union([a for _, arrays in rarest for a in arrays])
+        for by_class in per_term:
+            if by_class is not rarest and len(keys):
+                have = np.zeros(len(keys), dtype=bool)
+                for _, arrays in by_class:
+                    for a in arrays:
+                        have |= _member(keys, a)
+                keys = keys[have]
+        within = np.zeros(len(keys), dtype=np.float64)
+        for by_class in per_term:
+            best = np.full(len(keys), -1.0)
+            for w, arrays in by_class:  # best class first: the first holding it decides
+                for a in arrays:
+                    hit = (best < 0) & _member(keys, a)
+                    best[hit] = w
+            within += best
+        return keys, within
+
+    def _meta_keys_keep(self, q: TieredQuery, groups: list[tuple[float, tuple[str, ...]]]) -> None:
+        """Evict the least recently used metadata matches past ``meta_memory_rows``, never
+        those of ``q``."""
+        names = {(s, f) for t in q.terms for s in t.stems for _, f in groups}
+        for name in names:
+            self._meta_keys.move_to_end(name)
+        while self._meta_size > self.meta_memory_rows and len(self._meta_keys) > len(names):
+            _, old = self._meta_keys.popitem(last=False)
+            self._meta_size -= len(old)
+
+    def _ranks(self) -> Any:
+        """Each key's position in asset-id order (cached like the tag rows)."""
+        if self._asset_rank is None:
+            cur = self._conn.execute(
+                f"SELECT key FROM search_docs INDEXED BY {ASSET_ORDER_INDEX} ORDER BY asset_id"
+            )
+            order = np.fromiter((r[0] for r in cur), np.int64)
+            rank = np.zeros(int(order.max()) + 1 if len(order) else 1, dtype=np.int64)
+            rank[order] = np.arange(len(order), dtype=np.int64)
+            self._asset_rank = rank
+        return self._asset_rank
+
+    def _write_tier1(self, keys: Any, within: Any) -> None:
+        self._conn.executemany(
+            "INSERT INTO temp.search_scored(key, tier, mask, within, n) VALUES (?, 1, 0, ?, 1)",
+            zip(keys.tolist(), within.tolist(), strict=True),
+        )
+
+    def _tier1_top_memory(self, keys: Any, within: Any, k: int) -> None:
+        """The top ``k`` tier-1 hits (score, then asset id) into the empty
+        ``temp.search_scored``."""
+        if len(keys) > k:
+            kth = np.partition(within, len(within) - k)[len(within) - k]
+            above = within > kth + 1e-9
+            ties = np.flatnonzero(np.abs(within - kth) <= 1e-9)
+            need = k - int(above.sum())
+            if len(ties) > need:
+                r = self._ranks()[keys[ties]]
+                ties = ties[np.argpartition(r, need - 1)[:need]] if need > 0 else ties[:0]
+            pick = np.concatenate([np.flatnonzero(above), ties])
+            keys, within = keys[pick], within[pick]
+        self._write_tier1(keys, within)
 
     def _tag_rows_of(self, q: TieredQuery, tags: list[str]) -> list[_TagRows]:
         """The rows of each of ``tags`` at ``q``'s floor, from the cache or read (and
@@ -509,15 +649,27 @@ class EmbeddedBackend:
         cap = q.profile.track_total_hits
         k = max(q.offset + q.limit, q.profile.facet_sample)
         bound = max(cap, k)
-        n1 = int(self._scalar(to_sql_tier1_count(q, bound + 1)))
-        classes = tier1_classes(q) if n1 > bound else None
+        t1 = self._tier1_memory(q)
+        classes: list[tuple[float, str]] | None
+        if t1 is not None:
+            n1 = len(t1[0])
+            classes = [] if n1 > bound else None
+        else:
+            n1 = int(self._scalar(to_sql_tier1_count(q, bound + 1)))
+            classes = tier1_classes(q) if n1 > bound else None
         counts: dict[int, int]
         if classes is not None:  # tier 1 alone fills the page, the sample and the cap
             self._run([SqlQuery("DELETE FROM temp.search_scored", {})])
-            self._tier1_top(q, classes, k)
+            if t1 is not None:
+                self._tier1_top_memory(t1[0], t1[1], k)
+            else:
+                self._tier1_top(q, classes, k)
             counts = {1: n1}
         else:
-            if len(q.terms) > 1 and n1 <= self.tier1_scan_max:
+            if t1 is not None:
+                self._run([SqlQuery("DELETE FROM temp.search_scored", {})])
+                self._write_tier1(*t1)
+            elif len(q.terms) > 1 and n1 <= self.tier1_scan_max:
                 self._run([SqlQuery("DELETE FROM temp.search_scored", {}), to_sql_tier1_scan(q)])
             else:
                 self._run(to_sql_tier1(q))
