@@ -59,6 +59,8 @@ class SmartTags:
         self._backend: SearchBackend | None = search_backend
         self._tag_models: TagModels | None = None
         self._outbox: Outbox | None = None
+        self._moderation: Moderation | None = None
+        self.last_sync: SyncReport | None = None  # of the last moderation, for callers
         self.vectors = VectorStore(
             settings.vectors_dir, exact_max=settings.exact_search_max, nprobe=settings.ivf_nprobe
         )
@@ -75,6 +77,7 @@ class SmartTags:
             self._backend = None
         self._tag_models = None
         self._outbox = None
+        self._moderation = None
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None
@@ -236,22 +239,24 @@ class SmartTags:
 
     @property
     def moderation(self) -> Moderation:
-        return Moderation(self.catalog, self.outbox)
+        if self._moderation is None or self._moderation.catalog is not self.catalog:
+            self._moderation = Moderation(self.catalog, self.outbox)
+        return self._moderation
 
     def smart_tags(self, asset_ref: str) -> list[SmartTagView]:
         return self.moderation.smart_tags(asset_ref)[0]
 
     def remove_smart_tag(self, asset_ref: str, tag_id: str) -> SmartTagView:
         """Remove a smart tag (remembered: no tagging cycle brings it back); search sees
-        it at once."""
+        it at once (``last_sync`` says whether the backend took it)."""
         removed = self.moderation.remove(asset_ref, tag_id)
-        self.sync_pending()
+        self.last_sync = self.sync_pending()
         return removed
 
     def promote_smart_tag(self, asset_ref: str, tag_id: str) -> SmartTagView:
         """Promote a smart tag: it counts as a manual tag in search from now on."""
         promoted = self.moderation.promote(asset_ref, tag_id)
-        self.sync_pending()
+        self.last_sync = self.sync_pending()
         return promoted
 
     def bulk_remove_smart_tag(

@@ -99,7 +99,8 @@ def register(cli: click.Group) -> None:
         svc = app.service()
         svc.remove_smart_tag(asset, tag)
         click.echo(f"removed {tag} from {svc.catalog.get_asset(asset).id}")
-        print_sync(svc.sync_pending().as_dict())
+        if svc.last_sync is not None:
+            print_sync(svc.last_sync.as_dict())
 
     @tags.command()
     @click.argument("asset")
@@ -110,7 +111,8 @@ def register(cli: click.Group) -> None:
         svc = app.service()
         svc.promote_smart_tag(asset, tag)
         click.echo(f"promoted {tag} on {svc.catalog.get_asset(asset).id}")
-        print_sync(svc.sync_pending().as_dict())
+        if svc.last_sync is not None:
+            print_sync(svc.last_sync.as_dict())
 
     @tags.command("bulk-remove")
     @click.argument("tag")

@@ -348,10 +348,12 @@ class _Reader:
             have = np.ones(len(pending), bool)
             for lab in model_labels:
                 have &= np.isin(pending, stored[lab][0])
-            for k in pending[~have].tolist():
+            lacking = pending[~have].tolist()
+            present = {lab: set(stored[lab][0].tolist()) for lab in model_labels} if lacking else {}
+            for k in lacking:
                 if k not in failed_keys:
                     failed_keys.add(k)
-                    missing = [lab for lab in model_labels if k not in set(stored[lab][0].tolist())]
+                    missing = [lab for lab in model_labels if k not in present[lab]]
                     failed.append(
                         (assets[k][0], f"no current {' or '.join(missing)} vector: run "
                          "`smarttags ingest` on its folder (see `smarttags errors`)")
