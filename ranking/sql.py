@@ -628,15 +628,12 @@ ORDER BY t.pos"""
     return SqlQuery(sql, params)
 
 
-def to_sql_facets(q: TieredQuery, facet_size: int = 10) -> SqlQuery:
-    """The top smart tags (at or above the floor) and manual tags of the first
-    ``facet_sample`` hits of ``temp.search_top`` (:func:`to_sql_top`): ``(kind, tag,
-    count)`` rows, kind 'smart' or 'manual', by count, then tag."""
-    p = q.profile
-    params: dict[str, Any] = {"floor": p.confidence_floor, "sample": p.facet_sample,
-                              "facet_size": facet_size}  # fmt: skip
-    sql = """WITH top(key) AS MATERIALIZED (
-    SELECT key FROM temp.search_top WHERE pos <= :sample
+def _facets(q: TieredQuery, top: str, params: dict[str, Any], facet_size: int) -> SqlQuery:
+    """The top smart tags (at or above the floor) and manual tags of the assets ``top``
+    selects (a ``SELECT key``)."""
+    params = {**params, "floor": q.profile.confidence_floor, "facet_size": facet_size}
+    sql = f"""WITH top(key) AS MATERIALIZED (
+    {top}
 )
 SELECT * FROM (
     SELECT 'smart', s.tag, count(*) AS n FROM top
@@ -648,3 +645,24 @@ SELECT * FROM (
     CROSS JOIN search_manual m ON m.key = top.key
     GROUP BY m.tag ORDER BY n DESC, m.tag LIMIT :facet_size)"""
     return SqlQuery(sql, params)
+
+
+def to_sql_facets(q: TieredQuery, facet_size: int = 10) -> SqlQuery:
+    """The top smart tags (at or above the floor) and manual tags of the first
+    ``facet_sample`` hits of ``temp.search_top`` (:func:`to_sql_top`): ``(kind, tag,
+    count)`` rows, kind 'smart' or 'manual', by count, then tag."""
+    top = "SELECT key FROM temp.search_top WHERE pos <= :sample"
+    return _facets(q, top, {"sample": q.profile.facet_sample}, facet_size)
+
+
+def to_sql_facets_of(q: TieredQuery, keys: str, facet_size: int = 10) -> SqlQuery:
+    """:func:`to_sql_facets` of the assets whose keys are in the JSON array ``keys`` (the
+    sample, found in memory)."""
+    return _facets(q, "SELECT value FROM json_each(:keys)", {"keys": keys}, facet_size)
+
+
+def to_sql_docs_of(keys: str) -> SqlQuery:
+    """``(key, asset_id, doc)`` of the assets whose keys are in the JSON array ``keys``."""
+    sql = """SELECT d.key, d.asset_id, d.doc FROM json_each(:keys) j
+CROSS JOIN search_docs d ON d.key = j.value"""
+    return SqlQuery(sql, {"keys": keys})

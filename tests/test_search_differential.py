@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from indexer.backends import embedded_memory
 from indexer.backends.embedded import EmbeddedBackend
 from ranking.backend import SearchBackend
 from ranking.document import SearchDocument
@@ -135,39 +136,47 @@ def check(
     return seen
 
 
-#: Smart-tier strategies: (smart_top_max, smart_top_batch, smart_memory_rows,
-#: smart_memory_min). The top smart hits by the threshold algorithm in its own rounds,
-#: in rounds of one row (many rounds, deep reads), with a read limit that falls back
-#: midway (to the fold in memory), and every smart hit scored: by SQL, folded in memory,
-#: and folded in memory with a cache too small to keep a tag between searches.
-SMART = {
-    "top": (8_192, None, 4_000_000, 4_096),
-    "top-step": (8_192, 1, 0, 0),
-    "top-fallback": (3, 1, 4_000_000, 0),
-    "all": (0, None, 0, 0),
-    "all-memory": (0, None, 4_000_000, 0),
-    "all-memory-evict": (0, None, 3, 0),
-}
+#: The SQL plan's smart-tier strategies: (smart_top_max, smart_top_batch). The top smart
+#: hits by the threshold algorithm in its own rounds, in rounds of one row (many rounds,
+#: deep reads), with a read limit that falls back midway, and every smart hit scored.
+SQL_SMART = {"top": (8_192, None), "top-step": (8_192, 1), "top-fallback": (3, 1),
+             "all": (0, None)}  # fmt: skip
+#: The in-memory plan (with caches too small to keep anything between searches too), and
+#: the SQL plan: tier-1 score classes loaded or walked, by each smart strategy.
+PLANS = ["memory", "memory-evict", "memory-sparse"] + [
+    f"sql-{tier1}-{smart}" for tier1 in ("load", "walk") for smart in SQL_SMART
+]
 
 
-@pytest.mark.parametrize("smart", sorted(SMART))
-@pytest.mark.parametrize("tier1", ["memory", "memory-evict", "load", "walk"])
+def configure(backend: EmbeddedBackend, plan: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if plan.startswith("memory"):
+        if plan == "memory-evict":
+            backend.meta_memory_rows = backend.smart_memory_rows = 3
+        if plan == "memory-sparse":  # never over dense arrays by key
+            monkeypatch.setattr(embedded_memory, "TIER1_DENSE", 0)
+            monkeypatch.setattr(embedded_memory, "FOLD_DENSE", 0)
+
+        def sql_plan(q: TieredQuery) -> None:
+            pytest.fail(f"the SQL plan ran for {q.text!r}")
+
+        monkeypatch.setattr(backend, "_search", sql_plan)
+        return
+    _, tier1, smart = plan.split("-", 2)
+    backend.memory_plan = False
+    backend.class_fill_max = 0 if tier1 == "walk" else 16_384  # 0: every class is walked
+    backend.tier1_scan_max = 10_000 if tier1 == "load" else 0  # 0: tier 1 by FTS5 arms only
+    backend.smart_top_max, backend.smart_top_batch = SQL_SMART[smart]
+    backend.smart_top_whole_max = 8 * backend.smart_top_max
+    backend.smart_top_gain = 0  # small corpora: take the threshold algorithm when allowed
+
+
+@pytest.mark.parametrize("plan", PLANS)
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_embedded_matches_the_oracle(tmp_path, seed: int, tier1: str, smart: str) -> None:  # type: ignore[no-untyped-def]
+def test_embedded_matches_the_oracle(tmp_path, monkeypatch, seed: int, plan: str) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(seed)
     docs, qs = corpus(rng), queries(rng)
     backend = EmbeddedBackend(tmp_path / "c.sqlite3")
-    # Tier 1 from in-memory metadata matches (with a cache too small to keep one between
-    # searches), or by SQL: classes loaded or walked.
-    class_fill_max = 0 if tier1 == "walk" else 16_384
-    backend.meta_memory_rows = {"memory": 16_000_000, "memory-evict": 3}.get(tier1, 0)
-    backend.class_fill_max = class_fill_max  # 0: every tier-1 class is walked
-    backend.tier1_scan_max = 10_000 if class_fill_max else 0  # 0: tier 1 by FTS5 arms only
-    top_max, batch, memory_rows, memory_min = SMART[smart]
-    backend.smart_top_max, backend.smart_top_batch = top_max, batch
-    backend.smart_memory_rows, backend.smart_memory_min = memory_rows, memory_min
-    backend.smart_top_whole_max = 8 * backend.smart_top_max
-    backend.smart_top_gain = 0  # small corpora: take the threshold algorithm when allowed
+    configure(backend, plan, monkeypatch)
     backend.ensure_schema()
     backend.upsert(docs)
     results = check(backend, docs, qs)
@@ -219,8 +228,11 @@ def test_top_smart_hits_stop_early(tmp_path, monkeypatch) -> None:  # type: igno
             backend = EmbeddedBackend(tmp_path / f"{name}{seed}.sqlite3")
             backend.ensure_schema()
             backend.upsert(d)
+            backend.memory_plan = False  # the threshold algorithm is the SQL plan's
             backend.smart_top_gain = 0
             for batch in (None, 2):
                 backend.smart_top_batch = batch
                 check(backend, d, q)
+            backend.memory_plan = True  # and the in-memory plan on the larger corpora
+            check(backend, d, q)
     assert sum(stops) >= 50, stops

@@ -54,9 +54,9 @@ def test_an_index_from_before_the_term_table_is_backfilled(tmp_path: Path) -> No
     b.close()
 
 
-def test_smart_tags_folded_in_memory_follow_writes(tmp_path: Path) -> None:
-    """The smart-tag rows cached for the in-memory fold (and the metadata matches cached
-    for tier 1) are read again after a write by this connection or another one (which
+def test_index_memory_follows_writes(tmp_path: Path) -> None:
+    """What the in-memory plan caches (smart-tag rows, metadata matches, filter keys,
+    asset-id ranks) is read again after a write by this connection or another one (which
     gives the rewritten documents new keys), and caches too small for one query still
     work."""
     import random
@@ -72,19 +72,21 @@ def test_smart_tags_folded_in_memory_follow_writes(tmp_path: Path) -> None:
     b = EmbeddedBackend(path)
     b.ensure_schema()
     b.upsert(docs)
-    b.smart_top_max, b.smart_memory_min = 0, 0  # every smart hit folded in memory
     profiles = [RankingProfile(languages=("en", "de"), facet_sample=5),
                 RankingProfile(languages=("en", "de"), facet_sample=5, confidence_floor=0.5,
                                promotion_factor=2.0, combine="avg")]  # fmt: skip
     texts = ("red boot", "summer dress", "wool", "kid hat beach", "running shoe red")
     qs = [TieredQuery.build(t, profile=p, limit=5) for p in profiles for t in texts]
+    qs += [TieredQuery.build(t, profile=profiles[0], limit=5, path_prefix="/a/",
+                             tags=("x:red",)) for t in texts]  # fmt: skip
 
     def check(expected: list) -> None:  # type: ignore[type-arg]
         for q in qs:
             assert summary(b.search(q)) == summary(search(expected, q)), q.text
 
     check(docs)
-    assert b._tag_rows_size > 0 and b._meta_size > 0
+    memory = b._memory
+    assert memory.tags.rows > 0 and memory.meta.rows > 0 and memory.filters.rows > 0
     b.upsert(docs[:40][::-1])  # this connection
     check(docs)
     other = EmbeddedBackend(path)  # another connection

@@ -1,0 +1,425 @@
+"""The embedded backend's in-memory plan: a search ranked with numpy over cached index parts.
+
+Per connection, valid for one state of the index (the backend drops it on its own writes
+and when ``PRAGMA data_version`` shows another connection's), :class:`IndexMemory` keeps
+what searches read again and again, each loaded on first use:
+
+* metadata matches: the sorted keys of the assets holding a stem in a class of fields of
+  equal weight (one FTS5 query, read once per (stem, class));
+* smart-tag rows: per (tag, floor, promotion factor), the keys at or above the floor and
+  the value the SQL folds (the confidence, times the promotion factor when promoted);
+* the smart tags of each indexed token (``search_tag_terms``);
+* each key's rank in asset-id order (ties are broken by asset id);
+* per filter, the keys it lets through (path prefix, formats, tags).
+
+:func:`rank` then computes what :mod:`ranking.sql` computes, with the same arithmetic in
+the same order (so the same floats): tier 1 from the metadata matches, tiers 2 and 3 by
+folding the matched tags' rows per asset tag by tag, exact tier counts, and the top K
+hits in hit order (score, then asset id). Only the page's documents and the facets of
+the sample are read from SQLite afterwards, by key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ranking.profile import METADATA_FIELDS
+from ranking.query import TieredQuery
+from ranking.sql import ASSET_ORDER_INDEX, _phrase
+
+#: Keys of one tag's rows and the values folded (index order).
+TagRows = tuple[Any, Any]
+
+#: Tier 1 is scored over dense arrays by key when its rarest term's matches times this
+#: reach the largest key; else by set operations on the rarest term's keys.
+TIER1_DENSE = 32
+#: Smart-tag rows are folded over dense arrays by key when their number times this
+#: reaches the largest key; else by rank among their distinct keys.
+FOLD_DENSE = 8
+
+
+def member(keys: Any, sorted_keys: Any) -> Any:
+    """Which of ``keys`` are in the sorted array ``sorted_keys``."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.asarray(sorted_keys[at] == keys)
+
+
+def union(parts: list[Any]) -> Any:
+    """The union of sorted key arrays, sorted."""
+    if len(parts) == 1:
+        return parts[0]
+    a = np.sort(np.concatenate(parts))
+    return a[np.r_[True, a[1:] != a[:-1]]] if len(a) else a
+
+
+def _int_list(text: str | None) -> Any:
+    """Integers from a ``group_concat(..., ' ')`` (the fastest way to read many keys)."""
+    return np.fromstring(text, dtype=np.int64, sep=" ") if text else np.zeros(0, np.int64)
+
+
+def _prefix_end(prefix: str) -> str:
+    """The first string after every string starting with ``prefix`` (code point order,
+    which is SQLite's BINARY order of UTF-8)."""
+    for i in range(len(prefix) - 1, -1, -1):
+        if ord(prefix[i]) < 0x10FFFF:
+            return prefix[:i] + chr(ord(prefix[i]) + 1)
+    return "\U0010ffff" * (len(prefix) + 1)
+
+
+class _Lru:
+    """Arrays by name, least recently used first, sized by their row counts."""
+
+    def __init__(self) -> None:
+        self.items: OrderedDict[Hashable, Any] = OrderedDict()
+        self.rows = 0
+
+    def get(self, name: Hashable) -> Any:
+        got = self.items.get(name)
+        if got is not None:
+            self.items.move_to_end(name)
+        return got
+
+    def put(self, name: Hashable, value: Any, rows: int) -> Any:
+        self.items[name] = value
+        self.rows += rows
+        return value
+
+    def keep(self, limit: int, names: set[Hashable], rows_of: Any) -> None:
+        """Evict past ``limit`` rows, never ``names`` (the current search's)."""
+        for name in names:
+            if name in self.items:
+                self.items.move_to_end(name)
+        while self.rows > limit and len(self.items) > len(names):
+            _, old = self.items.popitem(last=False)
+            self.rows -= rows_of(old)
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.rows = 0
+
+
+class IndexMemory:
+    """Per-connection copies of index parts (see the module docstring). Reads run on the
+    connection's current transaction, so a search sees one snapshot throughout."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.meta = _Lru()
+        self.tags = _Lru()
+        self.filters = _Lru()
+        self._tag_terms: dict[str, list[str]] | None = None
+        self._ranks: Any = None
+
+    def forget(self) -> None:
+        """Drop everything (the index changed)."""
+        self.meta.clear()
+        self.tags.clear()
+        self.filters.clear()
+        self._tag_terms = None
+        self._ranks = None
+
+    def _text(self, sql: str, params: dict[str, Any]) -> Any:
+        row = self._conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def meta_keys(self, stem: str, fields: tuple[str, ...]) -> Any:
+        """Sorted keys of the assets holding ``stem`` in one of ``fields``."""
+        name = (stem, fields)
+        got = self.meta.get(name)
+        if got is None:
+            expr = "{" + " ".join(fields) + "} : " + _phrase((stem,))
+            got = _int_list(self._text(
+                "SELECT group_concat(rowid, ' ') FROM search_meta WHERE search_meta MATCH :e",
+                {"e": expr},
+            ))  # fmt: skip
+            got.sort()
+            self.meta.put(name, got, len(got))
+        return got
+
+    def tag_rows(self, tag: str, floor: float, promotion: float) -> TagRows:
+        """``tag``'s rows at or above ``floor``: keys and confidence (times ``promotion``
+        when promoted), in index order, as :func:`ranking.sql.to_sql_tag_rows` reads
+        them: keys as text (fast), values as doubles (exact), by two reads of the index
+        in one snapshot (the same order)."""
+        name = (tag, floor, promotion)
+        got = self.tags.get(name)
+        if got is None:
+            params = {"tag": tag, "floor": floor, "promotion": promotion}
+            where = ("FROM search_smart INDEXED BY search_smart_by_tag_conf "
+                     "WHERE tag = :tag AND confidence >= :floor")  # fmt: skip
+            keys = _int_list(self._text(f"SELECT group_concat(key, ' ') {where}", params))
+            cur = self._conn.execute(
+                f"SELECT confidence * (CASE WHEN promoted THEN :promotion ELSE 1.0 END) {where}",
+                params,
+            )
+            values = np.fromiter((r[0] for r in cur), np.float64, len(keys))
+            got = self.tags.put(name, (keys, values), len(keys))
+        return got  # type: ignore[no-any-return]
+
+    def tags_of(self, stem: str) -> list[str]:
+        """The smart tags whose titles or synonyms hold ``stem``."""
+        if self._tag_terms is None:
+            terms: dict[str, list[str]] = {}
+            for term, tag in self._conn.execute("SELECT term, tag FROM search_tag_terms"):
+                terms.setdefault(term, []).append(tag)
+            self._tag_terms = terms
+        return self._tag_terms.get(stem, [])
+
+    def ranks(self) -> Any:
+        """Each key's position in asset-id order."""
+        if self._ranks is None:
+            text = self._text(
+                f"SELECT group_concat(key, ' ') FROM (SELECT key FROM search_docs "
+                f"INDEXED BY {ASSET_ORDER_INDEX} ORDER BY asset_id)",
+                {},
+            )
+            order = _int_list(text)
+            rank = np.zeros(int(order.max()) + 1 if len(order) else 1, dtype=np.int64)
+            rank[order] = np.arange(len(order), dtype=np.int64)
+            self._ranks = rank
+        return self._ranks
+
+    def allowed(self, q: TieredQuery) -> Any | None:
+        """The sorted keys that pass ``q``'s filters; None when it has none."""
+        parts = []
+        if q.path_prefix is not None:
+            parts.append(self._filter(("path", q.path_prefix), (
+                "SELECT group_concat(key, ' ') FROM search_docs WHERE asset_id >= :p "
+                "AND asset_id < :end AND substr(asset_id, 1, length(:p)) = :p",
+                {"p": q.path_prefix, "end": _prefix_end(q.path_prefix)},
+            )))  # fmt: skip
+        if q.formats:
+            marks = ", ".join(f":f{i}" for i in range(len(q.formats)))
+            parts.append(self._filter(("formats", q.formats), (
+                "SELECT group_concat(key, ' ') FROM search_docs INDEXED BY search_docs_narrow "
+                f"WHERE format IN ({marks})",
+                {f"f{i}": f for i, f in enumerate(q.formats)},
+            )))  # fmt: skip
+        for tag in q.tags:
+            floor = q.profile.confidence_floor
+            parts.append(self._filter(("tag", tag, floor), (
+                "SELECT group_concat(key, ' ') FROM (SELECT key FROM search_manual "
+                "WHERE tag = :t UNION SELECT key FROM search_smart "
+                "INDEXED BY search_smart_by_tag_conf WHERE tag = :t AND confidence >= :floor)",
+                {"t": tag, "floor": floor},
+            )))  # fmt: skip
+        if not parts:
+            return None
+        keys = parts[0]
+        for other in parts[1:]:
+            keys = keys[member(keys, other)]
+        return keys
+
+    def _filter(self, name: Hashable, query: tuple[str, dict[str, Any]]) -> Any:
+        got = self.filters.get(name)
+        if got is None:
+            got = _int_list(self._text(*query))
+            got.sort()
+            self.filters.put(name, got, len(got))
+        return got
+
+    def keep(self, meta_limit: int, tag_limit: int, q: TieredQuery) -> None:
+        """Evict past the limits (metadata matches and filters share ``meta_limit``),
+        least recently used first, never what ``q`` uses."""
+        weights = q.profile.field_weights
+        groups = {tuple(f for f in METADATA_FIELDS if weights[f] == w) for w in weights.values()}
+        names: set[Hashable] = {(s, f) for t in q.terms for s in t.stems for f in groups}
+        self.meta.keep(meta_limit, names, len)
+        p = q.profile
+        tags: set[Hashable] = {(t, p.confidence_floor, p.promotion_factor)
+                               for t, _ in query_tags(self, q)}  # fmt: skip
+        self.tags.keep(tag_limit, tags, lambda rows: len(rows[0]))
+        self.filters.keep(max(meta_limit - self.meta.rows, 0), set(), len)
+
+
+def tier1(mem: IndexMemory, q: TieredQuery) -> tuple[Any, Any]:
+    """Tier 1's keys (sorted) and scores, as :func:`ranking.sql.to_sql_tier1` scores them:
+    per term the weight of the best field class holding it, summed in term order."""
+    weights = q.profile.field_weights
+    classes = sorted({weights[f] for f in METADATA_FIELDS}, reverse=True)
+    groups = [(w, tuple(f for f in METADATA_FIELDS if weights[f] == w)) for w in classes]
+    per_term = []
+    for term in q.terms:
+        stems = list(dict.fromkeys(term.stems))
+        per_term.append([(w, [mem.meta_keys(s, f) for s in stems]) for w, f in groups])
+    sizes = [sum(len(a) for _, arrays in t for a in arrays) for t in per_term]
+    rarest = per_term[sizes.index(min(sizes))]
+    top = max((int(a[-1]) for t in per_term for _, arrays in t for a in arrays if len(a)),
+              default=0)  # fmt: skip
+    if min(sizes) * TIER1_DENSE >= top:  # many hits for the key range: by key, dense
+        within = np.zeros(top + 1, dtype=np.float64)
+        held = np.ones(top + 1, dtype=bool)
+        for by_class in per_term:
+            best = np.full(top + 1, -1.0)
+            for w, arrays in reversed(by_class):  # the best class written last wins
+                for a in arrays:
+                    best[a] = w
+            held &= best >= 0
+            within += best
+        keys = np.flatnonzero(held)
+        return keys, within[keys]
+    # Few: the rarest term's keys held by every other term (sorted throughout).
+    keys = union([a for _, arrays in rarest for a in arrays])
+    for by_class in per_term:
+        if by_class is not rarest and len(keys):
+            have = np.zeros(len(keys), dtype=bool)
+            for _, arrays in by_class:
+                for a in arrays:
+                    have |= member(keys, a)
+            keys = keys[have]
+    within = np.zeros(len(keys), dtype=np.float64)
+    for by_class in per_term:
+        best = np.full(len(keys), -1.0)
+        for w, arrays in by_class:  # best class first: the first holding it decides
+            for a in arrays:
+                hit = (best < 0) & member(keys, a)
+                best[hit] = w
+        within += best
+    return keys, within
+
+
+@dataclass(frozen=True)
+class Fold:
+    """The smart hits outside tier 1: keys (sorted), combined values, matched tags, and
+    the bit mask of the query terms matched."""
+
+    keys: Any
+    within: Any
+    n: Any
+    mask: Any
+
+
+def query_tags(mem: IndexMemory, q: TieredQuery) -> list[tuple[str, int]]:
+    """The smart tags matching a query term, by tag, with the bit mask of the terms each
+    matches (as :func:`ranking.sql.to_sql_query_tags`)."""
+    masks: dict[str, int] = {}
+    for i, term in enumerate(q.terms):
+        for stem in term.stems:
+            for tag in mem.tags_of(stem):
+                masks[tag] = masks.get(tag, 0) | (1 << i)
+    return sorted(masks.items())
+
+
+def fold(mem: IndexMemory, q: TieredQuery, tier1_keys: Any, allowed: Any | None) -> Fold:
+    """Every smart hit not in ``tier1_keys`` and (with filters) in ``allowed``, folded as
+    :func:`ranking.sql.to_sql_smart` folds them. The rows are concatenated in tag order
+    and ``bincount`` adds them in that order, so every sum is the SQL's, bit for bit."""
+    p = q.profile
+    qtags = query_tags(mem, q)
+    parts = [mem.tag_rows(t, p.confidence_floor, p.promotion_factor) for t, _ in qtags]
+    used = [(m, kk, vv) for (_, m), (kk, vv) in zip(qtags, parts, strict=True) if len(kk)]
+    empty = np.zeros(0, np.int64)
+    if not used:
+        return Fold(empty, np.zeros(0), empty, empty)
+    keys = np.concatenate([kk for _, kk, _ in used])
+    values = np.concatenate([vv for _, _, vv in used])
+    top = int(keys.max())
+    dense = len(keys) * FOLD_DENSE >= top  # many rows for the key range: by key
+    if dense:
+        idx, size = keys, top + 1
+    else:  # by rank among the distinct keys
+        uniq, idx = np.unique(keys, return_inverse=True)
+        size = len(uniq)
+    n = np.bincount(idx, minlength=size)
+    within: Any
+    if p.combine == "max":
+        within = np.zeros(size, dtype=np.float64)  # values are >= 0
+        np.maximum.at(within, idx, values)
+    else:
+        within = np.bincount(idx, weights=values, minlength=size)
+    masks = sorted({m for m, _, _ in used})
+    mask: Any
+    if len(masks) == 1:  # every matched tag matches the same terms (one term, say)
+        mask = np.full(size, masks[0], dtype=np.int64)
+    else:
+        mask = np.zeros(size, dtype=np.int64)
+        start, by_mask = 0, {m: list[Any]() for m in masks}
+        for m, kk, _ in used:  # the positions of each mask's rows
+            by_mask[m].append(idx[start : start + len(kk)])
+            start += len(kk)
+        for m, parts_m in by_mask.items():  # duplicates all write the same old | m
+            mask[np.concatenate(parts_m)] |= m
+    if dense:
+        n[tier1_keys[tier1_keys < size]] = 0  # tier-1 hits stay in tier 1
+        if allowed is not None:
+            ok = np.zeros(size, dtype=bool)
+            ok[allowed[allowed < size]] = True
+            n[~ok] = 0
+        keys = np.flatnonzero(n != 0)
+        return Fold(keys, within[keys], n[keys], mask[keys])
+    live = ~member(uniq, tier1_keys)
+    if allowed is not None:
+        live &= member(uniq, allowed)
+    return Fold(uniq[live], within[live], n[live], mask[live])
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Exact tier counts and the top hits in hit order."""
+
+    counts: dict[int, int]
+    keys: Any
+    tiers: Any
+    scores: Any
+
+
+def _best(mem: IndexMemory, keys: Any, scores: Any, k: int) -> Any:
+    """Positions of the top ``k`` of ``keys`` by score, then asset id, in that order."""
+    if len(keys) > k:
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        above = np.flatnonzero(scores > kth)
+        ties = np.flatnonzero(scores == kth)
+        need = k - len(above)
+        if len(ties) > need:
+            r = mem.ranks()[keys[ties]]
+            ties = ties[np.argpartition(r, need - 1)[:need]] if need > 0 else ties[:0]
+        pick = np.concatenate([above, ties])
+    else:
+        pick = np.arange(len(keys))
+    order = np.lexsort((mem.ranks()[keys[pick]], -scores[pick]))
+    return pick[order]
+
+
+def rank(mem: IndexMemory, q: TieredQuery, k: int) -> Ranked:
+    """Tier counts (exact; not counted past ``track_total_hits`` once tier 1 alone
+    passes it) and the top ``k`` hits of ``q``."""
+    p = q.profile
+    b1, b2, b3 = p.tier_boosts
+    allowed = mem.allowed(q)
+    t1_keys, t1_within = tier1(mem, q)
+    if allowed is not None:
+        live = member(t1_keys, allowed)
+        t1_keys, t1_within = t1_keys[live], t1_within[live]
+    t1_scores = b1 + t1_within
+    n1 = len(t1_keys)
+    if n1 > p.track_total_hits and n1 >= k:  # tier 1 alone fills the cap and the top k
+        pos = _best(mem, t1_keys, t1_scores, k)
+        return Ranked({1: n1}, t1_keys[pos], np.ones(len(pos), np.int64), t1_scores[pos])
+    f = fold(mem, q, t1_keys, allowed)
+    tier2 = f.mask == (1 << len(q.terms)) - 1
+    combined = f.within / f.n if p.combine == "avg" else f.within
+    n2 = int(tier2.sum())
+    counts = {1: n1, 2: n2, 3: len(f.keys) - n2}
+    keys_l, tiers_l, scores_l, left = [], [], [], k
+    for tier, keys, scores in (
+        (1, t1_keys, t1_scores),
+        (2, f.keys[tier2], b2 + combined[tier2]),
+        (3, f.keys[~tier2], b3 + combined[~tier2]),
+    ):  # tiers never mix (the profile keeps every within below the gaps)
+        if left <= 0:
+            break
+        pos = _best(mem, keys, scores, left)
+        keys_l.append(keys[pos])
+        scores_l.append(scores[pos])
+        tiers_l.append(np.full(len(pos), tier, np.int64))
+        left -= len(pos)
+    return Ranked(counts, np.concatenate(keys_l), np.concatenate(tiers_l),
+                  np.concatenate(scores_l))  # fmt: skip
