@@ -22,15 +22,9 @@ with K = max(offset + limit, facet_sample) only the top K hits must be found:
    FTS5 query, each row scored from its stored tokens), with one by :func:`to_sql_tier1`
    (per query term, the fields grouped by weight, best first, so ``{fields} : term NOT
    {better fields} : term`` yields each document once with the largest weight of a
-   field holding the term). When it holds fewer than K hits, the smart tiers' top hits
-   are added: by a threshold algorithm over ``search_term_smart`` (:data:`TERM_SMART`;
-   :func:`to_sql_term_list` reads a stem's assets best bound first,
-   :func:`to_sql_smart_candidates` scores the assets read, :func:`to_sql_stream_count`
-   counts those not read), or :func:`to_sql_smart` adds every smart-tag hit, folded per
-   asset by an upsert (terms covered as a bit mask), or the backend folds the matched
-   tags' rows (:func:`to_sql_tag_rows`, cached per tag) in memory and adds only the top
-   K smart hits. Else :func:`to_sql_smart_count` only counts the smart tiers up to the
-   cap.
+   field holding the term). When it holds fewer than K hits, :func:`to_sql_smart` adds
+   every smart-tag hit, folded per asset by an upsert (terms covered as a bit mask);
+   else :func:`to_sql_smart_count` only counts the smart tiers up to the cap.
 4. :func:`to_sql_threshold` finds the K-th score, :func:`to_sql_top` orders the hits
    from there up once (score, then asset id, fetching asset ids for those only), and
    :func:`to_sql` (the page) and :func:`to_sql_facets` (the sample's facets) read it.
@@ -79,30 +73,8 @@ CREATE TABLE IF NOT EXISTS search_tag_terms (
     tag TEXT NOT NULL,
     PRIMARY KEY (term, tag)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS search_term_smart (  -- per (asset, smart-tag token), see TERM_SMART
-    key INTEGER NOT NULL,
-    term TEXT NOT NULL,
-    bound REAL NOT NULL,
-    top REAL NOT NULL,
-    PRIMARY KEY (key, term)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS search_term_smart_by_bound
-    ON search_term_smart(term, bound DESC, top);  -- covering: key is in the primary key
+DROP TABLE IF EXISTS search_term_smart;  -- the threshold algorithm's lists of earlier versions
 """
-
-#: ``search_term_smart`` holds, per asset and token of its smart tags' titles/synonyms,
-#: ``bound``: the sum of the confidences of the asset's smart tags holding the token,
-#: promoted ones times :data:`PROMOTION_REF`, whatever their confidence, and ``top``,
-#: the largest of those confidences (the asset is a smart hit for the token when ``top``
-#: is at or above the floor). A tier-2/3
-#: score's ``within`` is at most the sum of ``bound`` over the query's stems times
-#: ``max(1, promotion_factor / PROMOTION_REF)`` (the floor only drops tags; ``max`` and
-#: ``avg`` are at most ``sum``), so the best smart hits can be found by reading each
-#: stem's rows best first (:func:`to_sql_term_list`) and stopping once the bound of the
-#: rows not read yet is below the K-th score (a threshold algorithm).
-TERM_SMART = "search_term_smart"
-#: The promotion factor the stored bounds assume (the default profile's).
-PROMOTION_REF = 1.5
 
 #: Per-connection scratch tables of a search (``temp`` is private to the connection).
 TEMP_SCHEMA = """
@@ -113,11 +85,6 @@ CREATE TEMP TABLE IF NOT EXISTS search_scored (
     within REAL NOT NULL,       -- tier 1: sum of weights; else combined confidences
     n INTEGER NOT NULL          -- smart-tag hits: matched tags (for avg)
 );
-CREATE TEMP TABLE IF NOT EXISTS search_qtags (
-    tag TEXT PRIMARY KEY,       -- the smart tags matching a query term
-    mask INTEGER NOT NULL       -- bit i set when the tag matches query term i
-) WITHOUT ROWID;
-CREATE TEMP TABLE IF NOT EXISTS search_cand (key INTEGER PRIMARY KEY);  -- assets to score
 CREATE TEMP TABLE IF NOT EXISTS search_top (  -- the top hits in hit order
     pos INTEGER PRIMARY KEY,
     key INTEGER NOT NULL,
@@ -126,6 +93,8 @@ CREATE TEMP TABLE IF NOT EXISTS search_top (  -- the top hits in hit order
     score REAL NOT NULL
 );
 DROP TABLE IF EXISTS temp.search_facets;
+DROP TABLE IF EXISTS temp.search_qtags;
+DROP TABLE IF EXISTS temp.search_cand;
 DROP TABLE IF EXISTS temp.search_facets_all;
 """
 
@@ -404,126 +373,6 @@ def to_sql_smart(q: TieredQuery) -> list[SqlQuery]:
     return [_smart(q), *_filter_delete(q)]
 
 
-def to_sql_term_smart_backfill() -> SqlQuery:
-    """Fill ``search_term_smart`` from the smart tags already stored (an index written
-    before the table existed)."""
-    sql = f"""INSERT OR REPLACE INTO {TERM_SMART}(key, term, bound, top)
-SELECT s.key, t.term, sum(s.confidence * (CASE WHEN s.promoted THEN :promotion ELSE 1.0 END)),
-       max(s.confidence)
-FROM search_tag_terms t CROSS JOIN search_smart s INDEXED BY search_smart_by_tag_conf
-    ON s.tag = t.tag
-GROUP BY s.key, t.term"""
-    return SqlQuery(sql, {"promotion": PROMOTION_REF})
-
-
-def term_bounds(
-    tags: list[tuple[float, bool, tuple[str, ...]]],
-) -> dict[str, tuple[float, float]]:
-    """One asset's ``search_term_smart`` rows from its smart tags ``(confidence,
-    promoted, terms)``: token -> (bound, top) (see :data:`TERM_SMART`)."""
-    out: dict[str, tuple[float, float]] = {}
-    for confidence, promoted, terms in tags:
-        value = confidence * (PROMOTION_REF if promoted else 1.0)
-        for term in dict.fromkeys(terms):
-            bound, top = out.get(term, (0.0, 0.0))
-            out[term] = (bound + value, max(top, confidence))
-    return out
-
-
-def to_sql_query_tags(q: TieredQuery) -> list[SqlQuery]:
-    """Fill ``temp.search_qtags`` with the smart tags matching a query term and the bit
-    mask of the terms each matches."""
-    params: dict[str, Any] = {}
-    stems = []
-    for i, term in enumerate(q.terms):
-        for j, stem in enumerate(term.stems):
-            params[f"t{i}_{j}"] = stem
-            stems.append(f"({i}, :t{i}_{j})")
-    sql = f"""INSERT INTO temp.search_qtags(tag, mask)
-WITH q(qi, term) AS (VALUES {", ".join(stems)})
-SELECT t.tag, sum(DISTINCT 1 << q.qi) FROM q JOIN search_tag_terms t ON t.term = q.term
-GROUP BY t.tag"""
-    return [SqlQuery("DELETE FROM temp.search_qtags", {}), SqlQuery(sql, params)]
-
-
-def to_sql_tag_rows(q: TieredQuery, tag: str) -> SqlQuery:
-    """The smart-tag rows of ``tag`` at or above the floor, as ``(key, value)`` with the
-    value :func:`to_sql_smart` folds (the confidence, times the promotion factor when
-    promoted), in index order (the backend caches them per tag and profile)."""
-    p = q.profile
-    sql = """SELECT key, confidence * (CASE WHEN promoted THEN :promotion ELSE 1.0 END)
-FROM search_smart INDEXED BY search_smart_by_tag_conf
-WHERE tag = :tag AND confidence >= :floor"""
-    return SqlQuery(sql, {"tag": tag, "floor": p.confidence_floor,
-                          "promotion": p.promotion_factor})  # fmt: skip
-
-
-def to_sql_query_tag_list() -> SqlQuery:
-    """The rows of ``temp.search_qtags`` (:func:`to_sql_query_tags`), ``(tag, mask)`` by
-    tag: the order :func:`to_sql_smart` folds an asset's tags in."""
-    return SqlQuery("SELECT tag, mask FROM temp.search_qtags ORDER BY tag", {})
-
-
-def to_sql_term_list(stem: str) -> SqlQuery:
-    """The assets whose smart tags hold ``stem``, as ``(key, bound)``, best bound first."""
-    return SqlQuery(f"""SELECT key, bound FROM {TERM_SMART} INDEXED BY search_term_smart_by_bound
-WHERE term = :term ORDER BY bound DESC""", {"term": stem})  # fmt: skip
-
-
-def to_sql_term_rows(q: TieredQuery, term: int, limit: int) -> SqlQuery:
-    """How many ``search_term_smart`` rows the stems of query term ``term`` have, counting
-    at most ``limit``."""
-    params: dict[str, Any] = {"limit": limit}
-    marks = []
-    for j, stem in enumerate(q.terms[term].stems):
-        params[f"t{term}_{j}"] = stem
-        marks.append(f":t{term}_{j}")
-    sql = f"""SELECT count(*) FROM (
-    SELECT 1 FROM {TERM_SMART} INDEXED BY search_term_smart_by_bound
-    WHERE term IN ({", ".join(marks)}) LIMIT :limit)"""
-    return SqlQuery(sql, params)
-
-
-def to_sql_stream_count(q: TieredQuery, stems: list[str], limit: int) -> SqlQuery:
-    """How many assets not in ``temp.search_scored`` that pass the filters have a smart
-    tag (at or above the floor) holding one of ``stems``, counting at most ``limit``."""
-    params: dict[str, Any] = {"floor": q.profile.confidence_floor, "limit": limit}
-    marks = []
-    for j, stem in enumerate(stems):
-        params[f"s{j}"] = stem
-        marks.append(f":s{j}")
-    flt = _filters(q, params)
-    where = f"\n        AND EXISTS (SELECT 1 FROM search_docs d WHERE d.key = t.key AND {flt})"
-    where = where if flt else ""
-    sql = f"""SELECT count(*) FROM (
-    SELECT {"DISTINCT " if len(stems) > 1 else ""}t.key
-    FROM {TERM_SMART} t INDEXED BY search_term_smart_by_bound
-    WHERE t.term IN ({", ".join(marks)}) AND t.top >= :floor
-        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = t.key){where}
-    LIMIT :limit
-)"""
-    return SqlQuery(sql, params)
-
-
-def to_sql_smart_candidates(q: TieredQuery) -> list[SqlQuery]:
-    """Score the assets of ``temp.search_cand`` (none scored before) from their smart
-    tags matching ``temp.search_qtags`` into ``temp.search_scored``, as
-    :func:`to_sql_smart` scores every asset; tier-1 assets stay as they are."""
-    p = q.profile
-    params: dict[str, Any] = {"floor": p.confidence_floor, "promotion": p.promotion_factor}
-    combine = {"sum": "within + excluded.within", "avg": "within + excluded.within",
-               "max": "max(within, excluded.within)"}[p.combine]  # fmt: skip
-    sql = f"""INSERT INTO temp.search_scored(key, tier, mask, within, n)
-SELECT s.key, 3, qt.mask,
-       s.confidence * (CASE WHEN s.promoted THEN :promotion ELSE 1.0 END), 1
-FROM temp.search_cand c CROSS JOIN search_smart s ON s.key = c.key AND s.confidence >= :floor
-CROSS JOIN temp.search_qtags qt ON qt.tag = s.tag
-WHERE true
-ON CONFLICT(key) DO UPDATE SET mask = mask | excluded.mask, within = {combine}, n = n + 1
-    WHERE tier <> 1"""
-    return [SqlQuery(sql, params), *_filter_delete(q)]
-
-
 def _term_tags(terms: dict[int, QueryTerm], params: dict[str, Any]) -> str:
     """SQL list of the tags whose titles or synonyms hold a stem of one of ``terms``
     (query terms by index)."""
@@ -653,16 +502,3 @@ def to_sql_facets(q: TieredQuery, facet_size: int = 10) -> SqlQuery:
     count)`` rows, kind 'smart' or 'manual', by count, then tag."""
     top = "SELECT key FROM temp.search_top WHERE pos <= :sample"
     return _facets(q, top, {"sample": q.profile.facet_sample}, facet_size)
-
-
-def to_sql_facets_of(q: TieredQuery, keys: str, facet_size: int = 10) -> SqlQuery:
-    """:func:`to_sql_facets` of the assets whose keys are in the JSON array ``keys`` (the
-    sample, found in memory)."""
-    return _facets(q, "SELECT value FROM json_each(:keys)", {"keys": keys}, facet_size)
-
-
-def to_sql_docs_of(keys: str) -> SqlQuery:
-    """``(key, asset_id, doc)`` of the assets whose keys are in the JSON array ``keys``."""
-    sql = """SELECT d.key, d.asset_id, d.doc FROM json_each(:keys) j
-CROSS JOIN search_docs d ON d.key = j.value"""
-    return SqlQuery(sql, {"keys": keys})

@@ -136,16 +136,10 @@ def check(
     return seen
 
 
-#: The SQL plan's smart-tier strategies: (smart_top_max, smart_top_batch). The top smart
-#: hits by the threshold algorithm in its own rounds, in rounds of one row (many rounds,
-#: deep reads), with a read limit that falls back midway, and every smart hit scored.
-SQL_SMART = {"top": (8_192, None), "top-step": (8_192, 1), "top-fallback": (3, 1),
-             "all": (0, None)}  # fmt: skip
-#: The in-memory plan (with caches too small to keep anything between searches too), and
-#: the SQL plan: tier-1 score classes loaded or walked, by each smart strategy.
-PLANS = ["memory", "memory-evict", "memory-sparse"] + [
-    f"sql-{tier1}-{smart}" for tier1 in ("load", "walk") for smart in SQL_SMART
-]
+#: The in-memory plan (with caches too small to keep anything between searches, and
+#: with every fold by rank instead of over dense arrays by key), and the SQL plan with
+#: tier-1 score classes loaded or walked.
+PLANS = ["memory", "memory-evict", "memory-sparse", "sql-load", "sql-walk"]
 
 
 def configure(backend: EmbeddedBackend, plan: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,13 +155,10 @@ def configure(backend: EmbeddedBackend, plan: str, monkeypatch: pytest.MonkeyPat
 
         monkeypatch.setattr(backend, "_search", sql_plan)
         return
-    _, tier1, smart = plan.split("-", 2)
     backend.memory_plan = False
-    backend.class_fill_max = 0 if tier1 == "walk" else 16_384  # 0: every class is walked
-    backend.tier1_scan_max = 10_000 if tier1 == "load" else 0  # 0: tier 1 by FTS5 arms only
-    backend.smart_top_max, backend.smart_top_batch = SQL_SMART[smart]
-    backend.smart_top_whole_max = 8 * backend.smart_top_max
-    backend.smart_top_gain = 0  # small corpora: take the threshold algorithm when allowed
+    walk = plan == "sql-walk"
+    backend.class_fill_max = 0 if walk else 16_384  # 0: every class is walked
+    backend.tier1_scan_max = 0 if walk else 10_000  # 0: tier 1 by FTS5 arms only
 
 
 @pytest.mark.parametrize("plan", PLANS)
@@ -196,18 +187,11 @@ def test_backends_agree(tmp_path, opensearch_backend: SearchBackend, seed: int) 
     assert check(embedded, docs, qs) == check(opensearch_backend, docs, qs)
 
 
-def test_top_smart_hits_stop_early(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """Larger corpora and small samples: the threshold algorithm stops before reading
-    every smart hit, and the results are still the oracle's."""
-    stops: list[bool] = []
-    real = EmbeddedBackend._smart_top
-
-    def spy(self: EmbeddedBackend, q: TieredQuery, k: int, need: int) -> tuple[bool, bool]:
-        every, tier2 = real(self, q, k, need)
-        stops.append(not every)
-        return every, tier2
-
-    monkeypatch.setattr(EmbeddedBackend, "_smart_top", spy)
+@pytest.mark.parametrize("plan", PLANS)
+def test_larger_corpora_and_small_samples(tmp_path, monkeypatch, plan: str) -> None:  # type: ignore[no-untyped-def]
+    """Larger corpora (sparse folds and tier-1 intersections happen), small facet
+    samples and pages, smart tags only (tier 1 empty), the same word twice, and words
+    sharing tags: every plan gives the oracle's results."""
     for seed in (4, 5):
         rng = random.Random(seed)
         docs = corpus(rng, 400)
@@ -218,21 +202,14 @@ def test_top_smart_hits_stop_early(tmp_path, monkeypatch) -> None:  # type: igno
                               offset=o, limit=n)
             for q in queries(rng, 30) for s, o, n in ((1, 0, 3), (10, 2, 5), (40, 0, 10))
         ]  # fmt: skip
-        # The same word twice, and words sharing tags (tier 2 may be past the streams).
-        # Smart tags only (tier 1 empty): the same word twice, words sharing tags.
         tagged = [doc(f"/t/{i:03d}", smart_tags=list(d.smart_tags)) for i, d in enumerate(docs)]
         small = RankingProfile(languages=("en", "de"), facet_sample=5)
         tag_qs = [query(t, limit=5, profile=small) for t in ("red red", "boot red boot",
                   "summer dress summer", "running shoe", "shoe running red")]  # fmt: skip
         for name, d, q in (("c", docs, qs), ("t", tagged, qs + tag_qs)):
             backend = EmbeddedBackend(tmp_path / f"{name}{seed}.sqlite3")
+            configure(backend, plan, monkeypatch)
             backend.ensure_schema()
             backend.upsert(d)
-            backend.memory_plan = False  # the threshold algorithm is the SQL plan's
-            backend.smart_top_gain = 0
-            for batch in (None, 2):
-                backend.smart_top_batch = batch
-                check(backend, d, q)
-            backend.memory_plan = True  # and the in-memory plan on the larger corpora
             check(backend, d, q)
-    assert sum(stops) >= 50, stops
+            backend.close()

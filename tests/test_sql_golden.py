@@ -21,23 +21,28 @@ from ranking.sql import (
     to_sql_class_fill,
     to_sql_class_walk,
     to_sql_facets,
-    to_sql_query_tag_list,
-    to_sql_query_tags,
     to_sql_smart,
-    to_sql_smart_candidates,
     to_sql_smart_count,
     to_sql_smart_rows,
-    to_sql_stream_count,
-    to_sql_tag_rows,
-    to_sql_term_list,
-    to_sql_term_rows,
-    to_sql_term_smart_backfill,
     to_sql_threshold,
     to_sql_tier1,
     to_sql_tier1_count,
     to_sql_tier1_scan,
     to_sql_tier_counts,
     to_sql_top,
+)
+from ranking.sql_memory import (
+    prefix_end,
+    to_sql_asset_order,
+    to_sql_docs_of,
+    to_sql_facets_of,
+    to_sql_format_keys,
+    to_sql_meta_keys,
+    to_sql_path_keys,
+    to_sql_tag_filter_keys,
+    to_sql_tag_keys,
+    to_sql_tag_terms,
+    to_sql_tag_values,
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "sql"
@@ -73,18 +78,23 @@ def render(q: TieredQuery) -> str:
         ("smart_rows", to_sql_smart_rows(q, 0, 16_384)),
         ("smart_count", to_sql_smart_count(q, 5_000)),
         ("smart_count tier 2", to_sql_smart_count(q, 100, every_from=len(q.terms) - 1)),
-        *((f"query_tags {i}", st) for i, st in enumerate(to_sql_query_tags(q))),
-        ("query_tag_list", to_sql_query_tag_list()),
-        ("tag_rows", to_sql_tag_rows(q, "x:red")),
-        ("term_rows", to_sql_term_rows(q, 0, 8_193)),
-        ("term_list", to_sql_term_list(q.terms[0].stems[0])),
-        *((f"smart_candidates {i}", st) for i, st in enumerate(to_sql_smart_candidates(q))),
-        ("stream_count", to_sql_stream_count(q, list(q.terms[0].stems), 9_000)),
-        ("term_smart_backfill", to_sql_term_smart_backfill()),
         ("threshold", to_sql_threshold(q, 999)),
         *((f"top {i}", st) for i, st in enumerate(to_sql_top(q, 1_000))),
         ("page", to_sql(q)),
         ("facets", to_sql_facets(q)),
+        # The in-memory plan's reads (ranking.sql_memory).
+        ("meta_keys", to_sql_meta_keys(q.terms[0].stems[0], ("keywords", "manual_tags"))),
+        ("tag_keys", to_sql_tag_keys("x:red", q.profile.confidence_floor)),
+        ("tag_values", to_sql_tag_values("x:red", q.profile.confidence_floor,
+                                         q.profile.promotion_factor)),
+        ("tag_terms", to_sql_tag_terms()),
+        ("asset_order", to_sql_asset_order()),
+        ("path_keys", to_sql_path_keys(q.path_prefix or "/")),
+        ("format_keys", to_sql_format_keys(q.formats or ("JPEG",))),
+        *((f"tag_filter_keys {t}", to_sql_tag_filter_keys(t, q.profile.confidence_floor))
+          for t in q.tags),
+        ("docs_of", to_sql_docs_of("[3, 1, 2]")),
+        ("facets_of", to_sql_facets_of(q, "[3, 1, 2]")),
     ]  # fmt: skip
     return "".join(
         f"-- {name}\n{st.sql.strip()}\n-- params\n"
@@ -107,3 +117,11 @@ def test_translation_is_pure() -> None:
     q = CASES["two_terms"]
     assert to_sql(q) == to_sql(q)
     assert "woman" not in to_sql(q).sql  # values travel as parameters, never in the text
+
+
+def test_prefix_end_bounds_every_id_under_the_prefix() -> None:
+    end = prefix_end("/a/b/")
+    assert end == "/a/b0"
+    assert all("/a/b/" <= x < end for x in ("/a/b/", "/a/b/z", "/a/b/\U0010ffff\U0010ffff"))
+    assert not "/a/b/" <= "/a/c/" < end
+    assert prefix_end("/\U0010ffff") == "0"

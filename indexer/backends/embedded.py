@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,29 +16,18 @@ from ranking.profile import METADATA_FIELDS
 from ranking.query import TieredQuery
 from ranking.results import FacetCount, Hit, SearchResult, Why, capped_counts
 from ranking.sql import (
-    PROMOTION_REF,
     SCHEMA,
     TEMP_SCHEMA,
-    TERM_SMART,
     SqlQuery,
-    term_bounds,
     tier1_classes,
     to_sql,
     to_sql_class_count,
     to_sql_class_fill,
     to_sql_class_walk,
-    to_sql_docs_of,
     to_sql_facets,
-    to_sql_facets_of,
-    to_sql_query_tags,
     to_sql_smart,
-    to_sql_smart_candidates,
     to_sql_smart_count,
     to_sql_smart_rows,
-    to_sql_stream_count,
-    to_sql_term_list,
-    to_sql_term_rows,
-    to_sql_term_smart_backfill,
     to_sql_threshold,
     to_sql_tier1,
     to_sql_tier1_count,
@@ -47,6 +35,7 @@ from ranking.sql import (
     to_sql_tier_counts,
     to_sql_top,
 )
+from ranking.sql_memory import to_sql_docs_of, to_sql_facets_of
 
 from ..errors import BackendError
 from .embedded_memory import IndexMemory, rank
@@ -66,7 +55,8 @@ _CHUNK = 500
 
 
 class EmbeddedBackend:
-    """Tiers computed by SQL over FTS5 and smart-tag tables; see :mod:`ranking.sql`."""
+    """The search index in SQLite (FTS5 and smart-tag tables); searches rank in memory
+    (:mod:`.embedded_memory`) or by the SQL plan (:mod:`ranking.sql`)."""
 
     name = "embedded"
     #: A tier-1 score class larger than this is walked in asset-id order, not loaded.
@@ -75,19 +65,6 @@ class EmbeddedBackend:
     #: FTS5 query whose rows are scored by their stored tokens, not by one FTS5 query
     #: per (term, weight class) (each intersecting every term's doclist again).
     tier1_scan_max = 10_000
-    #: The smart tiers' top hits are found by a threshold algorithm over
-    #: ``search_term_smart`` (see ``_smart_top``), which reads the other terms' rows
-    #: whole and the most frequent term's in rounds: at most this many rows in rounds
-    #: (then every smart hit is scored instead; 0: always score every smart hit) ...
-    smart_top_max = 8_192
-    #: ... with at most this many rows of the other terms (counted again past
-    #: ``smart_top_max``) ...
-    smart_top_whole_max = 65_536
-    #: ... and only when the most frequent term has this many times more rows than the
-    #: others together plus the first round (0: whenever allowed).
-    smart_top_gain = 4
-    #: Rows read per stem in the first round (None: 1.5 x the hits missing).
-    smart_top_batch: int | None = None
     #: Searches run the in-memory plan (:mod:`.embedded_memory`): index parts cached
     #: per connection, ranked with numpy; False: every step in SQL (the reference plan,
     #: also taken for queries of more than 62 terms).
@@ -117,14 +94,7 @@ class EmbeddedBackend:
 
     def ensure_schema(self) -> None:
         try:
-            c = self._conn
-            fresh = c.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
-                              (TERM_SMART,)).fetchone() is None  # fmt: skip
-            c.executescript(SCHEMA)
-            if fresh:  # an index written before the table existed: derive its rows
-                c.execute("BEGIN IMMEDIATE")
-                c.execute(*_args(to_sql_term_smart_backfill()))
-                c.execute("COMMIT")
+            self._conn.executescript(SCHEMA)
         except sqlite3.Error as e:
             raise BackendError(f"cannot create the search tables in {self.path}: {e}") from e
 
@@ -148,7 +118,6 @@ class EmbeddedBackend:
         c.executemany("DELETE FROM search_meta WHERE rowid = ?", rows)
         c.executemany("DELETE FROM search_smart WHERE key = ?", rows)
         c.executemany("DELETE FROM search_manual WHERE key = ?", rows)
-        c.executemany(f"DELETE FROM {TERM_SMART} WHERE key = ?", rows)
         c.executemany("DELETE FROM search_docs WHERE key = ?", rows)
 
     def upsert(self, docs: Sequence[SearchDocument]) -> BulkResult:
@@ -169,7 +138,6 @@ class EmbeddedBackend:
             smart_rows: list[tuple[int, str, float, int]] = []
             manual_rows: list[tuple[int, str]] = []
             tag_terms: set[tuple[str, str]] = set()
-            term_rows: list[tuple[int, str, float, float]] = []
             for doc in latest.values():
                 key = existing.get(doc.asset_id)
                 if key is None:
@@ -188,8 +156,6 @@ class EmbeddedBackend:
                 )
                 manual_rows.extend((key, t.tag) for t in doc.manual_tags)
                 tag_terms.update((term, s.tag) for s in doc.smart_tags for term in s.terms)
-                bounds = term_bounds([(s.confidence, s.promoted, s.terms) for s in doc.smart_tags])
-                term_rows.extend((key, term, b, top) for term, (b, top) in bounds.items())
             c.executemany(
                 "INSERT INTO search_docs(key, asset_id, format, doc) VALUES (?, ?, ?, ?)",
                 doc_rows,
@@ -208,8 +174,6 @@ class EmbeddedBackend:
                           manual_rows)  # fmt: skip
             c.executemany("INSERT OR IGNORE INTO search_tag_terms(term, tag) VALUES (?, ?)",
                           sorted(tag_terms))  # fmt: skip
-            c.executemany(f"INSERT INTO {TERM_SMART}(key, term, bound, top) VALUES (?, ?, ?, ?)",
-                          term_rows)  # fmt: skip
             c.execute("COMMIT")
             result.ok = len(docs)
         except sqlite3.Error as e:
@@ -257,104 +221,6 @@ class EmbeddedBackend:
                 have += self._conn.execute(*_args(to_sql_class_walk(q, score, k - have))).rowcount
             if have >= k:
                 return
-
-    def _smart_all(self, q: TieredQuery) -> tuple[bool, list[str]]:
-        """Score every smart hit (tier 1 in ``temp.search_scored`` stays)."""
-        self._run([SqlQuery("DELETE FROM temp.search_scored WHERE tier <> 1", {}),
-                   *to_sql_smart(q)])  # fmt: skip
-        return True, []
-
-    def _smart_top(self, q: TieredQuery, k: int, need: int) -> tuple[bool, list[str]]:
-        """Add the smart hits (tiers 2 and 3) among the top ``k`` hits to
-        ``temp.search_scored`` (tier 1 there, ``need`` hits short of ``k``), with every
-        hit scoring as much as the ``k``-th. Says whether every smart hit was added, and
-        else the stems whose assets were not all read (only they hold smart hits not
-        added).
-
-        A threshold algorithm over ``search_term_smart``: the assets holding a stem of
-        any term but the most frequent one are read whole; those of the most frequent
-        term's stems are read best bound first, in rounds of growing size; each asset read
-        is scored exactly. It stops when the ``k``-th score beats what an asset not read
-        yet can score (its tier's boost plus the sum of the live stems' current bounds,
-        see :data:`ranking.sql.TERM_SMART`). An asset not read then holds only the most
-        frequent term's stems, so every tier-2 hit has been scored unless those cover
-        every term (one term, or the same word twice). Every smart hit is scored instead
-        when the other terms have more than ``smart_top_whole_max`` rows, when the most
-        frequent term has fewer than ``smart_top_gain`` times theirs plus the first
-        round, or when the rounds pass ``smart_top_max`` rows."""
-        limit = self.smart_top_max
-        if limit <= 0:
-            return self._smart_all(q)
-
-        def term_sizes(cap: int) -> list[int]:  # per term, counting at most cap + 1
-            return [int(self._scalar(to_sql_term_rows(q, i, cap + 1))) for i in range(len(q.terms))]
-
-        cap = limit
-        sizes = term_sizes(cap)
-        if sum(sizes) - max(sizes) > cap and self.smart_top_whole_max > cap:
-            cap = self.smart_top_whole_max  # count again, further
-            sizes = term_sizes(cap)
-        big = sizes.index(max(sizes))
-        others = sum(sizes) - sizes[big]
-        if others > cap:  # several frequent terms: score everything
-            return self._smart_all(q)
-        # Reading and scoring asset by asset costs a few times what scoring every row in
-        # one statement does: worth it only when the streamed term is much larger.
-        worth = self.smart_top_gain * (others + need + need // 2)
-        if sizes[big] > cap and worth > cap:
-            sizes[big] = int(self._scalar(to_sql_term_rows(q, big, worth + 1)))
-        if sizes[big] <= worth:
-            return self._smart_all(q)
-        self._run(to_sql_query_tags(q))
-        p = q.profile
-        scale = max(1.0, p.promotion_factor / PROMOTION_REF)
-        stream = list(dict.fromkeys(q.terms[big].stems))
-        whole = [s for t in q.terms for s in t.stems if s not in stream]
-        cursors = {s: self._conn.execute(*_args(to_sql_term_list(s)))
-                   for s in dict.fromkeys(whole + stream)}  # fmt: skip
-        heads = dict.fromkeys(stream, math.inf)  # the live streams' bounds
-        seen: set[int] = set()
-        batch = self.smart_top_batch or max(need + need // 2, 32)
-        read = 0
-        try:
-            first = True
-            while True:
-                new: list[tuple[int]] = []
-                for stem, cursor in cursors.items():
-                    if stem in heads:
-                        rows = cursor.fetchmany(batch)
-                        if len(rows) < batch:
-                            del heads[stem]
-                        else:
-                            heads[stem] = float(rows[-1][1])
-                    elif first:
-                        rows = cursor.fetchall()
-                    else:
-                        continue
-                    read += len(rows)
-                    for key, _ in rows:
-                        if key not in seen:
-                            seen.add(key)
-                            new.append((key,))
-                first = False
-                if new:
-                    self._run([SqlQuery("DELETE FROM temp.search_cand", {})])
-                    self._conn.executemany("INSERT INTO temp.search_cand(key) VALUES (?)", new)
-                    self._run(to_sql_smart_candidates(q))
-                if not heads:
-                    return True, []
-                # An asset not read holds live stems only: tier 2 if they cover every term.
-                tier2 = all(any(s in heads for s in t.stems) for t in q.terms)
-                best = p.tier_boosts[1 if tier2 else 2] + scale * sum(heads.values())
-                kth = self._scalar(to_sql_threshold(q, k - 1))
-                if kth is not None and best + 1e-6 < float(kth):
-                    return False, stream
-                if read > others + limit:
-                    return self._smart_all(q)
-                batch *= 2
-        finally:
-            for cursor in cursors.values():
-                cursor.close()
 
     def _smart_counts(self, q: TieredQuery, left: int) -> dict[int, int]:
         """Smart-tier counts (tier 1 in ``temp.search_scored``), exact while their sum is
@@ -408,19 +274,10 @@ class EmbeddedBackend:
             else:
                 self._run(to_sql_tier1(q))
             n1 = int(self._scalar(SqlQuery("SELECT count(*) FROM temp.search_scored", {})))
-            if n1 < k:  # the smart tiers are on the page or in the sample: find their top
-                every, stream = self._smart_top(q, k, k - n1)
+            if n1 < k:  # the smart tiers are on the page or in the sample: score them all
+                self._run(to_sql_smart(q))
                 row = self._conn.execute(*_args(to_sql_tier_counts(q, cap + 1))).fetchone()
                 counts = {1: int(row[0]), 2: int(row[1]), 3: int(row[2])}
-                if not every:  # count the hits not read, to the cap
-                    more = cap + 1 - sum(counts.values())
-                    rest = int(self._scalar(to_sql_stream_count(q, stream, max(more, 0))))
-                    if len(q.terms) == 1:  # every smart hit is in tier 2
-                        counts[2] += rest
-                    elif any(not set(t.stems) & set(stream) for t in q.terms):
-                        counts[3] += rest  # they lack a term: tier 3
-                    else:  # they may hold every term
-                        counts = {1: n1, **self._smart_counts(q, cap - n1)}
             else:  # only count them, as far as the cap
                 counts = {1: n1, **self._smart_counts(q, cap - n1)}
         score = self._scalar(to_sql_threshold(q, k - 1))  # the k-th score: order from there

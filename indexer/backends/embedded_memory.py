@@ -31,7 +31,17 @@ import numpy as np
 
 from ranking.profile import METADATA_FIELDS
 from ranking.query import TieredQuery
-from ranking.sql import ASSET_ORDER_INDEX, _phrase
+from ranking.sql import SqlQuery
+from ranking.sql_memory import (
+    to_sql_asset_order,
+    to_sql_format_keys,
+    to_sql_meta_keys,
+    to_sql_path_keys,
+    to_sql_tag_filter_keys,
+    to_sql_tag_keys,
+    to_sql_tag_terms,
+    to_sql_tag_values,
+)
 
 #: Keys of one tag's rows and the values folded (index order).
 TagRows = tuple[Any, Any]
@@ -63,15 +73,6 @@ def union(parts: list[Any]) -> Any:
 def _int_list(text: str | None) -> Any:
     """Integers from a ``group_concat(..., ' ')`` (the fastest way to read many keys)."""
     return np.fromstring(text, dtype=np.int64, sep=" ") if text else np.zeros(0, np.int64)
-
-
-def _prefix_end(prefix: str) -> str:
-    """The first string after every string starting with ``prefix`` (code point order,
-    which is SQLite's BINARY order of UTF-8)."""
-    for i in range(len(prefix) - 1, -1, -1):
-        if ord(prefix[i]) < 0x10FFFF:
-            return prefix[:i] + chr(ord(prefix[i]) + 1)
-    return "\U0010ffff" * (len(prefix) + 1)
 
 
 class _Lru:
@@ -126,20 +127,17 @@ class IndexMemory:
         self._tag_terms = None
         self._ranks = None
 
-    def _text(self, sql: str, params: dict[str, Any]) -> Any:
-        row = self._conn.execute(sql, params).fetchone()
-        return None if row is None else row[0]
+    def _ints(self, q: SqlQuery) -> Any:
+        """The integers of a one-value ``group_concat`` read, sorted or in read order."""
+        row = self._conn.execute(q.sql, q.params).fetchone()
+        return _int_list(None if row is None else row[0])
 
     def meta_keys(self, stem: str, fields: tuple[str, ...]) -> Any:
         """Sorted keys of the assets holding ``stem`` in one of ``fields``."""
         name = (stem, fields)
         got = self.meta.get(name)
         if got is None:
-            expr = "{" + " ".join(fields) + "} : " + _phrase((stem,))
-            got = _int_list(self._text(
-                "SELECT group_concat(rowid, ' ') FROM search_meta WHERE search_meta MATCH :e",
-                {"e": expr},
-            ))  # fmt: skip
+            got = self._ints(to_sql_meta_keys(stem, fields))
             got.sort()
             self.meta.put(name, got, len(got))
         return got
@@ -152,14 +150,9 @@ class IndexMemory:
         name = (tag, floor, promotion)
         got = self.tags.get(name)
         if got is None:
-            params = {"tag": tag, "floor": floor, "promotion": promotion}
-            where = ("FROM search_smart INDEXED BY search_smart_by_tag_conf "
-                     "WHERE tag = :tag AND confidence >= :floor")  # fmt: skip
-            keys = _int_list(self._text(f"SELECT group_concat(key, ' ') {where}", params))
-            cur = self._conn.execute(
-                f"SELECT confidence * (CASE WHEN promoted THEN :promotion ELSE 1.0 END) {where}",
-                params,
-            )
+            keys = self._ints(to_sql_tag_keys(tag, floor))
+            read = to_sql_tag_values(tag, floor, promotion)
+            cur = self._conn.execute(read.sql, read.params)
             values = np.fromiter((r[0] for r in cur), np.float64, len(keys))
             got = self.tags.put(name, (keys, values), len(keys))
         return got  # type: ignore[no-any-return]
@@ -168,7 +161,8 @@ class IndexMemory:
         """The smart tags whose titles or synonyms hold ``stem``."""
         if self._tag_terms is None:
             terms: dict[str, list[str]] = {}
-            for term, tag in self._conn.execute("SELECT term, tag FROM search_tag_terms"):
+            read = to_sql_tag_terms()
+            for term, tag in self._conn.execute(read.sql, read.params):
                 terms.setdefault(term, []).append(tag)
             self._tag_terms = terms
         return self._tag_terms.get(stem, [])
@@ -176,12 +170,7 @@ class IndexMemory:
     def ranks(self) -> Any:
         """Each key's position in asset-id order."""
         if self._ranks is None:
-            text = self._text(
-                f"SELECT group_concat(key, ' ') FROM (SELECT key FROM search_docs "
-                f"INDEXED BY {ASSET_ORDER_INDEX} ORDER BY asset_id)",
-                {},
-            )
-            order = _int_list(text)
+            order = self._ints(to_sql_asset_order())
             rank = np.zeros(int(order.max()) + 1 if len(order) else 1, dtype=np.int64)
             rank[order] = np.arange(len(order), dtype=np.int64)
             self._ranks = rank
@@ -191,26 +180,12 @@ class IndexMemory:
         """The sorted keys that pass ``q``'s filters; None when it has none."""
         parts = []
         if q.path_prefix is not None:
-            parts.append(self._filter(("path", q.path_prefix), (
-                "SELECT group_concat(key, ' ') FROM search_docs WHERE asset_id >= :p "
-                "AND asset_id < :end AND substr(asset_id, 1, length(:p)) = :p",
-                {"p": q.path_prefix, "end": _prefix_end(q.path_prefix)},
-            )))  # fmt: skip
+            parts.append(self._filter(("path", q.path_prefix), to_sql_path_keys(q.path_prefix)))
         if q.formats:
-            marks = ", ".join(f":f{i}" for i in range(len(q.formats)))
-            parts.append(self._filter(("formats", q.formats), (
-                "SELECT group_concat(key, ' ') FROM search_docs INDEXED BY search_docs_narrow "
-                f"WHERE format IN ({marks})",
-                {f"f{i}": f for i, f in enumerate(q.formats)},
-            )))  # fmt: skip
+            parts.append(self._filter(("formats", q.formats), to_sql_format_keys(q.formats)))
         for tag in q.tags:
             floor = q.profile.confidence_floor
-            parts.append(self._filter(("tag", tag, floor), (
-                "SELECT group_concat(key, ' ') FROM (SELECT key FROM search_manual "
-                "WHERE tag = :t UNION SELECT key FROM search_smart "
-                "INDEXED BY search_smart_by_tag_conf WHERE tag = :t AND confidence >= :floor)",
-                {"t": tag, "floor": floor},
-            )))  # fmt: skip
+            parts.append(self._filter(("tag", tag, floor), to_sql_tag_filter_keys(tag, floor)))
         if not parts:
             return None
         keys = parts[0]
@@ -218,10 +193,10 @@ class IndexMemory:
             keys = keys[member(keys, other)]
         return keys
 
-    def _filter(self, name: Hashable, query: tuple[str, dict[str, Any]]) -> Any:
+    def _filter(self, name: Hashable, read: SqlQuery) -> Any:
         got = self.filters.get(name)
         if got is None:
-            got = _int_list(self._text(*query))
+            got = self._ints(read)
             got.sort()
             self.filters.put(name, got, len(got))
         return got

@@ -168,91 +168,6 @@ SELECT count(*) FROM (
  "t0_0": "schuhe",
  "t0_1": "schuh"
 }
--- query_tags 0
-DELETE FROM temp.search_qtags
--- params
-{}
--- query_tags 1
-INSERT INTO temp.search_qtags(tag, mask)
-WITH q(qi, term) AS (VALUES (0, :t0_0), (0, :t0_1))
-SELECT t.tag, sum(DISTINCT 1 << q.qi) FROM q JOIN search_tag_terms t ON t.term = q.term
-GROUP BY t.tag
--- params
-{
- "t0_0": "schuhe",
- "t0_1": "schuh"
-}
--- query_tag_list
-SELECT tag, mask FROM temp.search_qtags ORDER BY tag
--- params
-{}
--- tag_rows
-SELECT key, confidence * (CASE WHEN promoted THEN :promotion ELSE 1.0 END)
-FROM search_smart INDEXED BY search_smart_by_tag_conf
-WHERE tag = :tag AND confidence >= :floor
--- params
-{
- "floor": 0.5,
- "promotion": 2.0,
- "tag": "x:red"
-}
--- term_rows
-SELECT count(*) FROM (
-    SELECT 1 FROM search_term_smart INDEXED BY search_term_smart_by_bound
-    WHERE term IN (:t0_0, :t0_1) LIMIT :limit)
--- params
-{
- "limit": 8193,
- "t0_0": "schuhe",
- "t0_1": "schuh"
-}
--- term_list
-SELECT key, bound FROM search_term_smart INDEXED BY search_term_smart_by_bound
-WHERE term = :term ORDER BY bound DESC
--- params
-{
- "term": "schuhe"
-}
--- smart_candidates 0
-INSERT INTO temp.search_scored(key, tier, mask, within, n)
-SELECT s.key, 3, qt.mask,
-       s.confidence * (CASE WHEN s.promoted THEN :promotion ELSE 1.0 END), 1
-FROM temp.search_cand c CROSS JOIN search_smart s ON s.key = c.key AND s.confidence >= :floor
-CROSS JOIN temp.search_qtags qt ON qt.tag = s.tag
-WHERE true
-ON CONFLICT(key) DO UPDATE SET mask = mask | excluded.mask, within = max(within, excluded.within), n = n + 1
-    WHERE tier <> 1
--- params
-{
- "floor": 0.5,
- "promotion": 2.0
-}
--- stream_count
-SELECT count(*) FROM (
-    SELECT DISTINCT t.key
-    FROM search_term_smart t INDEXED BY search_term_smart_by_bound
-    WHERE t.term IN (:s0, :s1) AND t.top >= :floor
-        AND NOT EXISTS (SELECT 1 FROM temp.search_scored r WHERE r.key = t.key)
-    LIMIT :limit
-)
--- params
-{
- "floor": 0.5,
- "limit": 9000,
- "s0": "schuhe",
- "s1": "schuh"
-}
--- term_smart_backfill
-INSERT OR REPLACE INTO search_term_smart(key, term, bound, top)
-SELECT s.key, t.term, sum(s.confidence * (CASE WHEN s.promoted THEN :promotion ELSE 1.0 END)),
-       max(s.confidence)
-FROM search_tag_terms t CROSS JOIN search_smart s INDEXED BY search_smart_by_tag_conf
-    ON s.tag = t.tag
-GROUP BY s.key, t.term
--- params
-{
- "promotion": 1.5
-}
 -- threshold
 SELECT (CASE WHEN tier = 1 THEN :b1 WHEN mask = :full THEN :b2 ELSE :b3 END + within) AS score FROM temp.search_scored
 ORDER BY score DESC LIMIT 1 OFFSET :last
@@ -314,4 +229,77 @@ SELECT * FROM (
  "facet_size": 10,
  "floor": 0.5,
  "sample": 1000
+}
+-- meta_keys
+SELECT group_concat(rowid, ' ') FROM search_meta WHERE search_meta MATCH :expr
+-- params
+{
+ "expr": "{keywords manual_tags} : \"schuhe\""
+}
+-- tag_keys
+SELECT group_concat(key, ' ') FROM search_smart INDEXED BY search_smart_by_tag_conf
+WHERE tag = :tag AND confidence >= :floor
+-- params
+{
+ "floor": 0.5,
+ "tag": "x:red"
+}
+-- tag_values
+SELECT confidence * (CASE WHEN promoted THEN :promotion ELSE 1.0 END) FROM search_smart INDEXED BY search_smart_by_tag_conf
+WHERE tag = :tag AND confidence >= :floor
+-- params
+{
+ "floor": 0.5,
+ "promotion": 2.0,
+ "tag": "x:red"
+}
+-- tag_terms
+SELECT term, tag FROM search_tag_terms
+-- params
+{}
+-- asset_order
+SELECT group_concat(key, ' ') FROM (
+    SELECT key FROM search_docs INDEXED BY sqlite_autoindex_search_docs_1 ORDER BY asset_id)
+-- params
+{}
+-- path_keys
+SELECT group_concat(key, ' ') FROM search_docs
+WHERE asset_id >= :prefix AND asset_id < :end AND substr(asset_id, 1, length(:prefix)) = :prefix
+-- params
+{
+ "end": "0",
+ "prefix": "/"
+}
+-- format_keys
+SELECT group_concat(key, ' ') FROM search_docs INDEXED BY search_docs_narrow
+WHERE format IN (:format0)
+-- params
+{
+ "format0": "JPEG"
+}
+-- docs_of
+SELECT d.key, d.asset_id, d.doc FROM json_each(:keys) j
+CROSS JOIN search_docs d ON d.key = j.value
+-- params
+{
+ "keys": "[3, 1, 2]"
+}
+-- facets_of
+WITH top(key) AS MATERIALIZED (
+    SELECT value FROM json_each(:keys)
+)
+SELECT * FROM (
+    SELECT 'smart', s.tag, count(*) AS n FROM top
+    CROSS JOIN search_smart s ON s.key = top.key AND s.confidence >= :floor
+    GROUP BY s.tag ORDER BY n DESC, s.tag LIMIT :facet_size)
+UNION ALL
+SELECT * FROM (
+    SELECT 'manual', m.tag, count(*) AS n FROM top
+    CROSS JOIN search_manual m ON m.key = top.key
+    GROUP BY m.tag ORDER BY n DESC, m.tag LIMIT :facet_size)
+-- params
+{
+ "facet_size": 10,
+ "floor": 0.5,
+ "keys": "[3, 1, 2]"
 }

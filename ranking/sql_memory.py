@@ -1,0 +1,109 @@
+"""The SQL reads of the embedded backend's in-memory plan (pure; golden-tested).
+
+The in-memory plan (``indexer.backends.embedded_memory``) ranks with numpy over index
+parts it reads once and caches: each statement here reads one part, most as one
+``group_concat`` of integers (the fastest way to move many keys out of SQLite). The
+page's documents and the sample's facets are then read by key, the keys passed as a
+JSON array (``json_each``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .query import TieredQuery
+from .sql import ASSET_ORDER_INDEX, SqlQuery, _facets, _phrase
+
+
+def to_sql_meta_keys(stem: str, fields: tuple[str, ...]) -> SqlQuery:
+    """The keys of the assets holding ``stem`` in one of ``fields``, space-separated."""
+    expr = "{" + " ".join(fields) + "} : " + _phrase((stem,))
+    return SqlQuery(
+        "SELECT group_concat(rowid, ' ') FROM search_meta WHERE search_meta MATCH :expr",
+        {"expr": expr},
+    )
+
+
+def _tag_where(tag: str, floor: float) -> tuple[str, dict[str, Any]]:
+    where = """FROM search_smart INDEXED BY search_smart_by_tag_conf
+WHERE tag = :tag AND confidence >= :floor"""
+    return where, {"tag": tag, "floor": floor}
+
+
+def to_sql_tag_keys(tag: str, floor: float) -> SqlQuery:
+    """The keys of ``tag``'s rows at or above ``floor``, space-separated, in index order."""
+    where, params = _tag_where(tag, floor)
+    return SqlQuery(f"SELECT group_concat(key, ' ') {where}", params)
+
+
+def to_sql_tag_values(tag: str, floor: float, promotion: float) -> SqlQuery:
+    """The values :func:`ranking.sql.to_sql_smart` folds for the same rows as
+    :func:`to_sql_tag_keys`, in the same order: the confidence, times ``promotion`` when
+    promoted (read as doubles: exact)."""
+    where, params = _tag_where(tag, floor)
+    sql = f"SELECT confidence * (CASE WHEN promoted THEN :promotion ELSE 1.0 END) {where}"
+    return SqlQuery(sql, {**params, "promotion": promotion})
+
+
+def to_sql_tag_terms() -> SqlQuery:
+    """Every ``(token, tag)``: the smart tags whose titles or synonyms hold a token."""
+    return SqlQuery("SELECT term, tag FROM search_tag_terms", {})
+
+
+def to_sql_asset_order() -> SqlQuery:
+    """Every key in asset-id order (the order ties are broken in), space-separated."""
+    return SqlQuery(
+        f"""SELECT group_concat(key, ' ') FROM (
+    SELECT key FROM search_docs INDEXED BY {ASSET_ORDER_INDEX} ORDER BY asset_id)""",
+        {},
+    )
+
+
+def prefix_end(prefix: str) -> str:
+    """The first string after every string starting with ``prefix`` (code point order,
+    which is SQLite's BINARY order of UTF-8)."""
+    for i in range(len(prefix) - 1, -1, -1):
+        if ord(prefix[i]) < 0x10FFFF:
+            return prefix[:i] + chr(ord(prefix[i]) + 1)
+    return "\U0010ffff" * (len(prefix) + 1)
+
+
+def to_sql_path_keys(prefix: str) -> SqlQuery:
+    """The keys of the assets whose ids start with ``prefix`` (a range of the asset-id
+    index), space-separated."""
+    sql = """SELECT group_concat(key, ' ') FROM search_docs
+WHERE asset_id >= :prefix AND asset_id < :end AND substr(asset_id, 1, length(:prefix)) = :prefix"""
+    return SqlQuery(sql, {"prefix": prefix, "end": prefix_end(prefix)})
+
+
+def to_sql_format_keys(formats: tuple[str, ...]) -> SqlQuery:
+    """The keys of the assets in one of ``formats``, space-separated."""
+    params = {f"format{i}": f for i, f in enumerate(formats)}
+    marks = ", ".join(f":{name}" for name in params)
+    sql = f"""SELECT group_concat(key, ' ') FROM search_docs INDEXED BY search_docs_narrow
+WHERE format IN ({marks})"""
+    return SqlQuery(sql, params)
+
+
+def to_sql_tag_filter_keys(tag: str, floor: float) -> SqlQuery:
+    """The keys of the assets with ``tag`` as a manual tag, or as a smart tag at or above
+    ``floor`` (the tag filter), space-separated."""
+    sql = """SELECT group_concat(key, ' ') FROM (
+    SELECT key FROM search_manual WHERE tag = :tag
+    UNION
+    SELECT key FROM search_smart INDEXED BY search_smart_by_tag_conf
+    WHERE tag = :tag AND confidence >= :floor)"""
+    return SqlQuery(sql, {"tag": tag, "floor": floor})
+
+
+def to_sql_docs_of(keys: str) -> SqlQuery:
+    """``(key, asset_id, doc)`` of the assets whose keys are in the JSON array ``keys``."""
+    sql = """SELECT d.key, d.asset_id, d.doc FROM json_each(:keys) j
+CROSS JOIN search_docs d ON d.key = j.value"""
+    return SqlQuery(sql, {"keys": keys})
+
+
+def to_sql_facets_of(q: TieredQuery, keys: str, facet_size: int = 10) -> SqlQuery:
+    """:func:`ranking.sql.to_sql_facets` of the assets whose keys are in the JSON array
+    ``keys`` (the sample, ranked in memory)."""
+    return _facets(q, "SELECT value FROM json_each(:keys)", {"keys": keys}, facet_size)
