@@ -177,13 +177,34 @@ def percentile(values: list[float], p: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+def rss_mb() -> float:
+    """This process's resident memory now (Linux), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def run_queries(
-    path: Path, texts: list[str], repeat: int, profile: RankingProfile | None = None
+    path: Path,
+    texts: list[str],
+    repeat: int,
+    profile: RankingProfile | None = None,
+    warmup: list[str] | None = None,
+    path_prefix: str | None = None,
 ) -> dict[str, object]:
+    """Time ``texts`` in a fresh backend, after 10 of them (the page cache) and then the
+    ``warmup`` queries (other queries: a server's steady state) were run untimed."""
+    rss_before = rss_mb()
     backend = EmbeddedBackend(path)
-    queries = [TieredQuery.build(t, limit=20, profile=profile) for t in texts]
+    queries = [TieredQuery.build(t, limit=20, profile=profile, path_prefix=path_prefix)
+               for t in texts]  # fmt: skip
+    t0 = time.perf_counter()
     for q in queries[: min(10, len(queries))]:  # warm the page cache
         backend.search(q)
+    for t in warmup or []:
+        backend.search(TieredQuery.build(t, limit=20, profile=profile, path_prefix=path_prefix))
+    warmup_s = time.perf_counter() - t0
     best: list[float] = [float("inf")] * len(queries)
     totals: list[int] = [0] * len(queries)
     for _ in range(repeat):
@@ -192,6 +213,9 @@ def run_queries(
             r = backend.search(q)
             best[i] = min(best[i], time.perf_counter() - t0)
             totals[i] = r.total + (r.total_relation == "gte")  # 10,001: "more than 10,000"
+    memory = backend._memory
+    cached = {"meta_keys": memory.meta.rows, "filter_keys": memory.filters.rows,
+              "tag_rows": memory.tags.rows}  # fmt: skip
     backend.close()
     ms = [b * 1000 for b in best]
     by_size: dict[str, list[float]] = {}
@@ -203,6 +227,8 @@ def run_queries(
         "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
         "p99_ms": percentile(ms, 99), "mean_ms": statistics.fmean(ms),
         "max_ms": max(ms), "median_total": int(statistics.median(totals)),
+        "warmup_queries": 10 + len(warmup or []), "warmup_s": warmup_s, "cached": cached,
+        "rss_mb_before": rss_before, "rss_mb_after": rss_mb(),
         "by_result_size": {k: {"n": len(v), "p50_ms": percentile(v, 50),
                                "max_ms": max(v)} for k, v in sorted(by_size.items())},
     }  # fmt: skip
@@ -222,6 +248,17 @@ def main(argv: list[str] | None = None) -> int:
         help="run the workload this many times; each query's best time counts",
     )
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--path-prefix",
+        help="filter every query to this folder (assets are /lib/fNNN/..., 997 folders; "
+        "/lib/f1 keeps about a tenth)",
+    )
+    ap.add_argument(
+        "--warmup-queries",
+        type=int,
+        default=0,
+        help="run this many other queries (same distribution, another seed) untimed first",
+    )
     ap.add_argument("--track-total-hits", type=int, help="profile cap (default: the profile's)")
     ap.add_argument("--facet-sample", type=int, help="profile facet sample (default: profile's)")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -229,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 
     corpus = Corpus(seed=args.seed)
     texts = corpus.queries(args.queries)
+    warmup = corpus.queries(args.warmup_queries, seed=12) if args.warmup_queries else None
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, object] = {"schema": schema_tag()}
     for size in (int(s) for s in args.sizes.split(",")):
@@ -245,11 +283,16 @@ def main(argv: list[str] | None = None) -> int:
               f"generation {stats['generate_s']:.1f} s, excluded)", flush=True)  # fmt: skip
         bounds = {"track_total_hits": args.track_total_hits, "facet_sample": args.facet_sample}
         given = {k: v for k, v in bounds.items() if v is not None}
-        lat = run_queries(path, texts, args.repeat, RankingProfile(**given) if given else None)
+        lat = run_queries(path, texts, args.repeat, RankingProfile(**given) if given else None,
+                          warmup, args.path_prefix)  # fmt: skip
         print(f"{size:>9,} docs: p50 {lat['p50_ms']:.1f} ms  p95 {lat['p95_ms']:.1f} ms  "
               f"p99 {lat['p99_ms']:.1f} ms  (max {lat['max_ms']:.1f}, "
               f"median total {lat['median_total']:,})", flush=True)  # fmt: skip
         print(f"  by result-set size: {json.dumps(lat['by_result_size'])}", flush=True)
+        print(f"  warm-up: {lat['warmup_queries']} queries in {lat['warmup_s']:.1f} s; cached "
+              f"after: {json.dumps(lat['cached'])}; RSS {lat['rss_mb_before']:.0f} -> "
+              f"{lat['rss_mb_after']:.0f} MB",
+              flush=True)  # fmt: skip
         out[str(size)] = {"index": stats, "latency": lat}
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

@@ -69,10 +69,10 @@ class EmbeddedBackend:
     #: per connection, ranked with numpy; False: every step in SQL (the reference plan,
     #: also taken for queries of more than 62 terms).
     memory_plan = True
-    #: Cached metadata matches and filter keys: at most this many keys (8 bytes each;
+    #: Cached metadata matches and filter keys: at most this many keys (4 bytes each;
     #: least recently used first, never the current search's).
     meta_memory_rows = 16_000_000
-    #: Cached smart-tag rows: at most this many (16 bytes each; as above).
+    #: Cached smart-tag rows: at most this many (12 bytes each; as above).
     smart_memory_rows = 4_000_000
 
     def __init__(self, path: Path) -> None:
