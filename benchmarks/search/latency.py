@@ -192,11 +192,13 @@ def run_queries(
     profile: RankingProfile | None = None,
     warmup: list[str] | None = None,
     path_prefix: str | None = None,
+    memory_plan: bool = True,
 ) -> dict[str, object]:
     """Time ``texts`` in a fresh backend, after 10 of them (the page cache) and then the
     ``warmup`` queries (other queries: a server's steady state) were run untimed."""
     rss_before = rss_mb()
     backend = EmbeddedBackend(path)
+    backend.memory_plan = memory_plan
     queries = [TieredQuery.build(t, limit=20, profile=profile, path_prefix=path_prefix)
                for t in texts]  # fmt: skip
     t0 = time.perf_counter()
@@ -254,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         "/lib/f1 keeps about a tenth)",
     )
     ap.add_argument(
+        "--sql-plan", action="store_true", help="rank by the SQL plan (memory_plan = False)"
+    )
+    ap.add_argument(
         "--warmup-queries",
         type=int,
         default=0,
@@ -284,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         bounds = {"track_total_hits": args.track_total_hits, "facet_sample": args.facet_sample}
         given = {k: v for k, v in bounds.items() if v is not None}
         lat = run_queries(path, texts, args.repeat, RankingProfile(**given) if given else None,
-                          warmup, args.path_prefix)  # fmt: skip
+                          warmup, args.path_prefix, not args.sql_plan)  # fmt: skip
         print(f"{size:>9,} docs: p50 {lat['p50_ms']:.1f} ms  p95 {lat['p95_ms']:.1f} ms  "
               f"p99 {lat['p99_ms']:.1f} ms  (max {lat['max_ms']:.1f}, "
               f"median total {lat['median_total']:,})", flush=True)  # fmt: skip
