@@ -73,6 +73,11 @@ CREATE TABLE IF NOT EXISTS search_tag_terms (
     tag TEXT NOT NULL,
     PRIMARY KEY (term, tag)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS search_changes (  -- the keys each write changed, in order
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,       -- (readers patch their caches from it)
+    key INTEGER NOT NULL,
+    op TEXT NOT NULL                             -- 'n' new, 'u' replaced, 'd' deleted
+);
 DROP TABLE IF EXISTS search_term_smart;  -- the threshold algorithm's lists of earlier versions
 """
 

@@ -107,3 +107,45 @@ def to_sql_facets_of(q: TieredQuery, keys: str, facet_size: int = 10) -> SqlQuer
     """:func:`ranking.sql.to_sql_facets` of the assets whose keys are in the JSON array
     ``keys`` (the sample, ranked in memory)."""
     return _facets(q, "SELECT value FROM json_each(:keys)", {"keys": keys}, facet_size)
+
+
+def to_sql_record_changes() -> SqlQuery:
+    """Append ``(key, op)`` rows, given as a JSON array of pairs in ``:changes``, to
+    ``search_changes`` (op: 'n' new document, 'u' replaced, 'd' deleted)."""
+    sql = """INSERT INTO search_changes(key, op)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:changes)"""
+    return SqlQuery(sql, {"changes": "[]"})
+
+
+def to_sql_prune_changes(keep: int) -> SqlQuery:
+    """Drop all but the last ``keep`` changes (a reader further behind starts over)."""
+    sql = """DELETE FROM search_changes
+WHERE seq <= (SELECT max(seq) FROM search_changes) - :keep"""
+    return SqlQuery(sql, {"keep": keep})
+
+
+def to_sql_change_range() -> SqlQuery:
+    """``(first, last)`` sequence numbers in ``search_changes`` (0, 0 when empty)."""
+    return SqlQuery("SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM search_changes", {})
+
+
+def to_sql_changes_since(seq: int) -> SqlQuery:
+    """``(key, op)`` of the changes after ``seq``, in order."""
+    return SqlQuery("SELECT key, op FROM search_changes WHERE seq > :seq ORDER BY seq",
+                    {"seq": seq})  # fmt: skip
+
+
+def to_sql_meta_of(keys: str) -> SqlQuery:
+    """``(key, title, description, keywords, manual_tags)``: the stored tokens of the
+    documents whose keys are in the JSON array ``keys``."""
+    sql = """SELECT m.rowid, m.title, m.description, m.keywords, m.manual_tags
+FROM json_each(:keys) j CROSS JOIN search_meta m ON m.rowid = j.value"""
+    return SqlQuery(sql, {"keys": keys})
+
+
+def to_sql_smart_of(keys: str) -> SqlQuery:
+    """``(key, tag, confidence, promoted)``: the smart tags of the documents whose keys
+    are in the JSON array ``keys``."""
+    sql = """SELECT s.key, s.tag, s.confidence, s.promoted
+FROM json_each(:keys) j CROSS JOIN search_smart s ON s.key = j.value"""
+    return SqlQuery(sql, {"keys": keys})

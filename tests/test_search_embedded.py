@@ -54,9 +54,11 @@ def test_the_term_table_of_earlier_versions_is_dropped(tmp_path: Path) -> None:
 
 def test_index_memory_follows_writes(tmp_path: Path) -> None:
     """What the in-memory plan caches (smart-tag rows, metadata matches, filter keys,
-    asset-id ranks) is read again after a write by this connection or another one (which
-    gives the rewritten documents new keys), and caches too small for one query still
-    work."""
+    asset-id ranks) follows writes by this connection and by another one: documents
+    rewritten with other content, new ones (new asset ids: the tie order changes) and
+    deleted ones are patched in from the change log, or everything is dropped when the
+    log is too far ahead; caches too small for one query still work."""
+    import dataclasses
     import random
 
     from ranking.explain import search
@@ -78,20 +80,43 @@ def test_index_memory_follows_writes(tmp_path: Path) -> None:
     qs += [TieredQuery.build(t, profile=profiles[0], limit=5, path_prefix="/a/",
                              tags=("x:red",)) for t in texts]  # fmt: skip
 
-    def check(expected: list) -> None:  # type: ignore[type-arg]
+    def check(expected: dict[str, object]) -> None:
         for q in qs:
-            assert summary(b.search(q)) == summary(search(expected, q)), q.text
+            want = summary(search(list(expected.values()), q))  # type: ignore[arg-type]
+            assert summary(b.search(q)) == want, q.text
 
-    check(docs)
+    def rewrite(first: int, n: int, shift: int) -> list:  # type: ignore[type-arg]
+        """Documents ``first``.. with the content of those ``shift`` further on."""
+        return [dataclasses.replace(docs[(i + shift) % len(docs)], asset_id=docs[i].asset_id)
+                for i in range(first, first + n)]  # fmt: skip
+
+    now = {d.asset_id: d for d in docs}
+    check(now)
     memory = b._memory
     assert memory.tags.rows > 0 and memory.meta.rows > 0 and memory.filters.rows > 0
-    b.upsert(docs[:40][::-1])  # this connection
-    check(docs)
-    other = EmbeddedBackend(path)  # another connection
-    other.delete([d.asset_id for d in docs[:30]])
+    # This connection: 20 rewritten, 5 new asset ids sorting first (ties go to them).
+    new = [dataclasses.replace(d, asset_id=f"/a/0new{i}") for i, d in enumerate(docs[50:55])]
+    b.upsert(rewrite(0, 20, 100) + new)
+    now |= {d.asset_id: d for d in rewrite(0, 20, 100) + new}
+    check(now)
+    assert memory.last_sync == "patched"
+    # Another connection: 30 deleted, 10 rewritten.
+    other = EmbeddedBackend(path)
+    other.delete([d.asset_id for d in docs[20:50]])
+    other.upsert(rewrite(60, 10, 7))
+    for d in docs[20:50]:
+        del now[d.asset_id]
+    now |= {d.asset_id: d for d in rewrite(60, 10, 7)}
+    check(now)
+    assert memory.last_sync == "patched"
+    # Too far behind the log: everything is dropped and read again.
+    b.patch_max = 3
+    other.upsert(rewrite(80, 10, 33))
     other.close()
-    check(docs[30:])
+    now |= {d.asset_id: d for d in rewrite(80, 10, 33)}
+    check(now)
+    assert memory.last_sync == "dropped"
     b.smart_memory_rows = 1  # evicts all but the current query's tags
     b.meta_memory_rows = 1  # and metadata matches
-    check(docs[30:])
+    check(now)
     b.close()

@@ -34,11 +34,17 @@ from ranking.sql import (
 from ranking.sql_memory import (
     prefix_end,
     to_sql_asset_order,
+    to_sql_change_range,
+    to_sql_changes_since,
     to_sql_docs_of,
     to_sql_facets_of,
     to_sql_format_keys,
     to_sql_meta_keys,
+    to_sql_meta_of,
     to_sql_path_keys,
+    to_sql_prune_changes,
+    to_sql_record_changes,
+    to_sql_smart_of,
     to_sql_tag_filter_keys,
     to_sql_tag_keys,
     to_sql_tag_terms,
@@ -95,6 +101,12 @@ def render(q: TieredQuery) -> str:
           for t in q.tags),
         ("docs_of", to_sql_docs_of("[3, 1, 2]")),
         ("facets_of", to_sql_facets_of(q, "[3, 1, 2]")),
+        ("record_changes", to_sql_record_changes()),
+        ("prune_changes", to_sql_prune_changes(100_000)),
+        ("change_range", to_sql_change_range()),
+        ("changes_since", to_sql_changes_since(41)),
+        ("meta_of", to_sql_meta_of("[3, 1, 2]")),
+        ("smart_of", to_sql_smart_of("[3, 1, 2]")),
     ]  # fmt: skip
     return "".join(
         f"-- {name}\n{st.sql.strip()}\n-- params\n"

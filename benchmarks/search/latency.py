@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -185,6 +186,33 @@ def rss_mb() -> float:
     return float("nan")
 
 
+class Writes:
+    """Another connection rewrites ``n`` documents (existing asset ids, other content:
+    as a moderation or a small tagging cycle does) before every ``every``-th query;
+    :meth:`restore` writes the original content back."""
+
+    def __init__(self, path: Path, corpus: Corpus, size: int, every: int, n: int) -> None:
+        self.backend = EmbeddedBackend(path)
+        self.corpus, self.size, self.every, self.n = corpus, size, every, n
+        self.rng = random.Random(5)
+        self.touched: set[int] = set()
+
+    def between(self, i: int) -> None:
+        if i % self.every:
+            return
+        docs = []
+        for _ in range(self.n):
+            j, src = self.rng.randrange(self.size), self.rng.randrange(self.size)
+            self.touched.add(j)
+            d = next(self.corpus.docs(src, 1))
+            docs.append(dataclasses.replace(d, asset_id=next(self.corpus.docs(j, 1)).asset_id))
+        self.backend.upsert(docs)
+
+    def restore(self) -> None:
+        self.backend.upsert([next(self.corpus.docs(j, 1)) for j in sorted(self.touched)])
+        self.backend.close()
+
+
 def run_queries(
     path: Path,
     texts: list[str],
@@ -193,12 +221,17 @@ def run_queries(
     warmup: list[str] | None = None,
     path_prefix: str | None = None,
     memory_plan: bool = True,
+    writes: Writes | None = None,
+    patch_max: int | None = None,
 ) -> dict[str, object]:
     """Time ``texts`` in a fresh backend, after 10 of them (the page cache) and then the
-    ``warmup`` queries (other queries: a server's steady state) were run untimed."""
+    ``warmup`` queries (other queries: a server's steady state) were run untimed; with
+    ``writes``, another connection writes between queries (untimed)."""
     rss_before = rss_mb()
     backend = EmbeddedBackend(path)
     backend.memory_plan = memory_plan
+    if patch_max is not None:
+        backend.patch_max = patch_max
     queries = [TieredQuery.build(t, limit=20, profile=profile, path_prefix=path_prefix)
                for t in texts]  # fmt: skip
     t0 = time.perf_counter()
@@ -211,6 +244,8 @@ def run_queries(
     totals: list[int] = [0] * len(queries)
     for _ in range(repeat):
         for i, q in enumerate(queries):
+            if writes is not None:
+                writes.between(i)
             t0 = time.perf_counter()
             r = backend.search(q)
             best[i] = min(best[i], time.perf_counter() - t0)
@@ -256,6 +291,14 @@ def main(argv: list[str] | None = None) -> int:
         "/lib/f1 keeps about a tenth)",
     )
     ap.add_argument(
+        "--write-every",
+        type=int,
+        help="another connection rewrites --write-docs documents before every N-th query "
+        "(the original content is written back at the end)",
+    )
+    ap.add_argument("--write-docs", type=int, default=1)
+    ap.add_argument("--patch-max", type=int, help="the backend's patch_max (0: drop caches)")
+    ap.add_argument(
         "--sql-plan", action="store_true", help="rank by the SQL plan (memory_plan = False)"
     )
     ap.add_argument(
@@ -288,8 +331,16 @@ def main(argv: list[str] | None = None) -> int:
               f"generation {stats['generate_s']:.1f} s, excluded)", flush=True)  # fmt: skip
         bounds = {"track_total_hits": args.track_total_hits, "facet_sample": args.facet_sample}
         given = {k: v for k, v in bounds.items() if v is not None}
-        lat = run_queries(path, texts, args.repeat, RankingProfile(**given) if given else None,
-                          warmup, args.path_prefix, not args.sql_plan)  # fmt: skip
+        writes = (Writes(path, corpus, size, args.write_every, args.write_docs)
+                  if args.write_every else None)  # fmt: skip
+        try:
+            lat = run_queries(path, texts, args.repeat,
+                              RankingProfile(**given) if given else None, warmup,
+                              args.path_prefix, not args.sql_plan, writes,
+                              args.patch_max)  # fmt: skip
+        finally:
+            if writes is not None:
+                writes.restore()
         print(f"{size:>9,} docs: p50 {lat['p50_ms']:.1f} ms  p95 {lat['p95_ms']:.1f} ms  "
               f"p99 {lat['p99_ms']:.1f} ms  (max {lat['max_ms']:.1f}, "
               f"median total {lat['median_total']:,})", flush=True)  # fmt: skip

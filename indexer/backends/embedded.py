@@ -35,7 +35,12 @@ from ranking.sql import (
     to_sql_tier_counts,
     to_sql_top,
 )
-from ranking.sql_memory import to_sql_docs_of, to_sql_facets_of
+from ranking.sql_memory import (
+    to_sql_docs_of,
+    to_sql_facets_of,
+    to_sql_prune_changes,
+    to_sql_record_changes,
+)
 
 from ..errors import BackendError
 from .embedded_memory import IndexMemory, rank
@@ -74,6 +79,11 @@ class EmbeddedBackend:
     meta_memory_rows = 16_000_000
     #: Cached smart-tag rows: at most this many (12 bytes each; as above).
     smart_memory_rows = 4_000_000
+    #: A connection whose caches are at most this many changed documents behind patches
+    #: them from the change log (``search_changes``); further behind, it drops them.
+    patch_max = 20_000
+    #: Changes kept in the log (a reader further behind than this starts over).
+    changes_kept = 100_000
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -90,7 +100,6 @@ class EmbeddedBackend:
         except sqlite3.Error as e:
             raise BackendError(f"cannot open the embedded search index in {path}: {e}") from e
         self._memory = IndexMemory(self._conn)
-        self._version: int | None = None
 
     def ensure_schema(self) -> None:
         try:
@@ -120,6 +129,14 @@ class EmbeddedBackend:
         c.executemany("DELETE FROM search_manual WHERE key = ?", rows)
         c.executemany("DELETE FROM search_docs WHERE key = ?", rows)
 
+    def _record(self, changes: list[tuple[int, str]]) -> None:
+        """Log the keys this write changed, for every connection's caches (in the write's
+        transaction), keeping the last ``changes_kept``."""
+        if changes:
+            record = to_sql_record_changes()
+            self._conn.execute(record.sql, {"changes": json.dumps(changes)})
+            self._run([to_sql_prune_changes(self.changes_kept)])
+
     def upsert(self, docs: Sequence[SearchDocument]) -> BulkResult:
         result = BulkResult()
         c = self._conn
@@ -127,7 +144,6 @@ class EmbeddedBackend:
         latest = {doc.asset_id: doc for doc in docs}
         try:
             c.execute("BEGIN IMMEDIATE")
-            self._memory.forget()
             existing = self._keys(list(latest))
             if existing:
                 self._delete_keys(list(existing.values()))
@@ -138,10 +154,12 @@ class EmbeddedBackend:
             smart_rows: list[tuple[int, str, float, int]] = []
             manual_rows: list[tuple[int, str]] = []
             tag_terms: set[tuple[str, str]] = set()
+            changes: list[tuple[int, str]] = []
             for doc in latest.values():
                 key = existing.get(doc.asset_id)
                 if key is None:
                     key, next_key = next_key, next_key + 1
+                changes.append((key, "n" if doc.asset_id not in existing else "u"))
                 doc_rows.append(
                     (
                         key,
@@ -174,6 +192,7 @@ class EmbeddedBackend:
                           manual_rows)  # fmt: skip
             c.executemany("INSERT OR IGNORE INTO search_tag_terms(term, tag) VALUES (?, ?)",
                           sorted(tag_terms))  # fmt: skip
+            self._record(changes)
             c.execute("COMMIT")
             result.ok = len(docs)
         except sqlite3.Error as e:
@@ -186,8 +205,9 @@ class EmbeddedBackend:
         c = self._conn
         try:
             c.execute("BEGIN IMMEDIATE")
-            self._memory.forget()
-            self._delete_keys(list(self._keys(list(dict.fromkeys(asset_ids))).values()))
+            keys = list(self._keys(list(dict.fromkeys(asset_ids))).values())
+            self._delete_keys(keys)
+            self._record([(key, "d") for key in keys])
             c.execute("COMMIT")
             result.ok = len(asset_ids)
         except sqlite3.Error as e:
@@ -291,16 +311,12 @@ class EmbeddedBackend:
     def search(self, query: TieredQuery) -> SearchResult:
         c = self._conn
         try:
-            # Read before the snapshot starts: cached tag rows read in this search are at
-            # least this recent, and a write after it changes it for the next search.
-            version = int(c.execute("PRAGMA data_version").fetchone()[0])
-            if version != self._version:  # another connection wrote
-                self._memory.forget()
-                self._version = version
             memory = self.memory_plan and len(query.terms) <= 62  # a mask in 63 bits
             # One read transaction: every step sees the same snapshot; only temp is written.
             c.execute("BEGIN")
             try:
+                if memory:  # bring the caches to this snapshot
+                    self._memory.sync(self.patch_max)
                 counts, rows, facets = (self._search_memory if memory else self._search)(query)
             finally:
                 c.execute("COMMIT")

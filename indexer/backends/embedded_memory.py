@@ -21,6 +21,7 @@ the sample are read from SQLite afterwards, by key.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -34,16 +35,20 @@ from ranking.query import TieredQuery
 from ranking.sql import SqlQuery
 from ranking.sql_memory import (
     to_sql_asset_order,
+    to_sql_change_range,
+    to_sql_changes_since,
     to_sql_format_keys,
     to_sql_meta_keys,
+    to_sql_meta_of,
     to_sql_path_keys,
+    to_sql_smart_of,
     to_sql_tag_filter_keys,
     to_sql_tag_keys,
     to_sql_tag_terms,
     to_sql_tag_values,
 )
 
-#: Keys of one tag's rows and the values folded (index order).
+#: Keys of one tag's rows (sorted) and the values folded.
 TagRows = tuple[Any, Any]
 
 #: Tier 1 is scored over dense arrays by key when its rarest term's matches times this
@@ -62,12 +67,36 @@ def member(keys: Any, sorted_keys: Any) -> Any:
     return np.asarray(sorted_keys[at] == keys)
 
 
+def _positions(sorted_keys: Any, keys: Any) -> Any:
+    """Positions in ``sorted_keys`` of those of ``keys`` (sorted) it holds."""
+    if len(sorted_keys) == 0:
+        return np.zeros(0, np.int64)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return at[sorted_keys[at] == keys]
+
+
 def union(parts: list[Any]) -> Any:
     """The union of sorted key arrays, sorted."""
     if len(parts) == 1:
         return parts[0]
     a = np.sort(np.concatenate(parts))
     return a[np.r_[True, a[1:] != a[:-1]]] if len(a) else a
+
+
+def _sql(q: SqlQuery) -> tuple[str, dict[str, Any]]:
+    return q.sql, q.params
+
+
+def _merge(sorted_keys: Any, changed: Any, now: Any) -> Any:
+    """``sorted_keys`` without ``changed`` (sorted), with ``now`` (sorted, a subset of
+    ``changed``) added back: one document set after some documents changed."""
+    at = _positions(sorted_keys, changed)
+    if len(at) == 0 and len(now) == 0:
+        return sorted_keys
+    kept = np.delete(sorted_keys, at)
+    if len(now) == 0:
+        return kept
+    return np.insert(kept, np.searchsorted(kept, now), now)
 
 
 def _int_list(text: str | None) -> Any:
@@ -83,7 +112,7 @@ class _Lru:
     """Arrays by name, least recently used first, sized by their row counts."""
 
     def __init__(self) -> None:
-        self.items: OrderedDict[Hashable, Any] = OrderedDict()
+        self.items: OrderedDict[Any, Any] = OrderedDict()
         self.rows = 0
 
     def get(self, name: Hashable) -> Any:
@@ -106,6 +135,11 @@ class _Lru:
             _, old = self.items.popitem(last=False)
             self.rows -= rows_of(old)
 
+    def replace(self, name: Hashable, value: Any, rows_of: Any) -> None:
+        """Swap an entry's value in place (its recency unchanged)."""
+        self.rows += rows_of(value) - rows_of(self.items[name])
+        self.items[name] = value
+
     def clear(self) -> None:
         self.items.clear()
         self.rows = 0
@@ -113,7 +147,8 @@ class _Lru:
 
 class IndexMemory:
     """Per-connection copies of index parts (see the module docstring). Reads run on the
-    connection's current transaction, so a search sees one snapshot throughout."""
+    connection's current transaction, so a search sees one snapshot throughout;
+    :meth:`sync` first brings what is cached to that snapshot."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -122,14 +157,75 @@ class IndexMemory:
         self.filters = _Lru()
         self._tag_terms: dict[str, list[str]] | None = None
         self._ranks: Any = None
+        #: The last change (``search_changes.seq``) the caches reflect.
+        self.seen: int | None = None
+        #: How the caches were last brought up to date: "patched" or "dropped".
+        self.last_sync = ""
 
     def forget(self) -> None:
-        """Drop everything (the index changed)."""
+        """Drop everything."""
         self.meta.clear()
         self.tags.clear()
         self.filters.clear()
         self._tag_terms = None
         self._ranks = None
+
+    def sync(self, patch_max: int) -> None:
+        """Bring the caches to the current snapshot: patch them from the documents changed
+        since :attr:`seen`, or drop them when more than ``patch_max`` changes (or changes
+        no longer logged) lie between."""
+        first, last = self._conn.execute(*_sql(to_sql_change_range())).fetchone()
+        if last == self.seen:
+            return
+        if self.seen is None or last < self.seen or first > self.seen + 1 or (
+            last - self.seen > patch_max
+        ):  # fmt: skip
+            self.forget()
+            self.last_sync = "dropped"
+        else:
+            self._patch(self._conn.execute(*_sql(to_sql_changes_since(self.seen))).fetchall())
+            self.last_sync = "patched"
+        self.seen = last
+
+    def _patch(self, changes: list[tuple[int, str]]) -> None:
+        """Replace the changed documents' entries in every cached array by what they hold
+        now (nothing, when deleted)."""
+        keys = np.unique(np.array([k for k, _ in changes], dtype=np.int64))
+        as_json = json.dumps(keys.tolist())
+        self.filters.clear()
+        self._tag_terms = None
+        if any(op == "n" for _, op in changes):  # new asset ids: the order changed
+            self._ranks = None
+        if self.meta.items:
+            tokens = {
+                key: {f: set(text.split()) for f, text in zip(METADATA_FIELDS, texts, strict=True)}
+                for key, *texts in self._conn.execute(*_sql(to_sql_meta_of(as_json)))
+            }
+            for name, arr in list(self.meta.items.items()):
+                stem, fields = name
+                add = [k for k, t in tokens.items() if any(stem in t[f] for f in fields)]
+                self.meta.replace(name, _merge(arr, keys, np.array(add, dtype=arr.dtype)), len)
+        if self.tags.items:
+            rows: dict[str, list[tuple[int, float, int]]] = {}
+            for key, tag, confidence, promoted in self._conn.execute(
+                *_sql(to_sql_smart_of(as_json))
+            ):
+                rows.setdefault(tag, []).append((key, confidence, promoted))
+            for name, (kk, vv) in list(self.tags.items.items()):
+                tag, floor, promotion = name
+                # The SQL's arithmetic (to_sql_tag_values), so the same doubles.
+                new = [(k, c * (promotion if p else 1.0)) for k, c, p in rows.get(tag, ())
+                       if c >= floor]  # fmt: skip
+                at = _positions(kk, keys)
+                if len(at) == 0 and not new:
+                    continue
+                kk, vv = np.delete(kk, at), np.delete(vv, at)
+                if new:
+                    kk = np.concatenate([kk, np.array([k for k, _ in new], dtype=kk.dtype)])
+                    vv = np.concatenate([vv, np.array([v for _, v in new], dtype=np.float64)])
+                    order = np.argsort(kk, kind="stable")
+                    kk, vv = kk[order], vv[order]
+                self.tags.replace(name, (kk, vv), lambda r: len(r[0]))
 
     def _ints(self, q: SqlQuery) -> Any:
         """The keys of a one-value ``group_concat`` read, in read order."""
@@ -148,8 +244,8 @@ class IndexMemory:
 
     def tag_rows(self, tag: str, floor: float, promotion: float) -> TagRows:
         """``tag``'s rows at or above ``floor``: keys and confidence (times ``promotion``
-        when promoted), in index order: keys as text (fast), values as doubles (exact),
-        by two reads of the index in one snapshot (the same order)."""
+        when promoted), by key. Read as keys (text, fast) and values (doubles, exact), by
+        two reads of the index in one snapshot (the same order)."""
         name = (tag, floor, promotion)
         got: TagRows | None = self.tags.get(name)
         if got is None:
@@ -157,7 +253,8 @@ class IndexMemory:
             read = to_sql_tag_values(tag, floor, promotion)
             cur = self._conn.execute(read.sql, read.params)
             values = np.fromiter((r[0] for r in cur), np.float64, len(keys))
-            got = (keys, values)
+            order = np.argsort(keys, kind="stable")  # by key: patches find keys by bisection
+            got = (keys[order], values[order])
             self.tags.put(name, got, len(keys))
         return got
 

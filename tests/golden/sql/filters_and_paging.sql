@@ -433,3 +433,41 @@ SELECT * FROM (
  "floor": 0.3,
  "keys": "[3, 1, 2]"
 }
+-- record_changes
+INSERT INTO search_changes(key, op)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:changes)
+-- params
+{
+ "changes": "[]"
+}
+-- prune_changes
+DELETE FROM search_changes
+WHERE seq <= (SELECT max(seq) FROM search_changes) - :keep
+-- params
+{
+ "keep": 100000
+}
+-- change_range
+SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM search_changes
+-- params
+{}
+-- changes_since
+SELECT key, op FROM search_changes WHERE seq > :seq ORDER BY seq
+-- params
+{
+ "seq": 41
+}
+-- meta_of
+SELECT m.rowid, m.title, m.description, m.keywords, m.manual_tags
+FROM json_each(:keys) j CROSS JOIN search_meta m ON m.rowid = j.value
+-- params
+{
+ "keys": "[3, 1, 2]"
+}
+-- smart_of
+SELECT s.key, s.tag, s.confidence, s.promoted
+FROM json_each(:keys) j CROSS JOIN search_smart s ON s.key = j.value
+-- params
+{
+ "keys": "[3, 1, 2]"
+}
