@@ -126,7 +126,11 @@ WHERE seq <= (SELECT max(seq) FROM search_changes) - :keep"""
 
 def to_sql_change_range() -> SqlQuery:
     """``(first, last)`` sequence numbers in ``search_changes`` (0, 0 when empty)."""
-    return SqlQuery("SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM search_changes", {})
+    # Two subqueries: SQLite answers a lone min() or max() of a key from the b-tree's
+    # ends, but scans the table for both in one SELECT.
+    sql = """SELECT coalesce((SELECT min(seq) FROM search_changes), 0),
+       coalesce((SELECT max(seq) FROM search_changes), 0)"""
+    return SqlQuery(sql, {})
 
 
 def to_sql_changes_since(seq: int) -> SqlQuery:

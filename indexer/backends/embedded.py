@@ -81,7 +81,7 @@ class EmbeddedBackend:
     smart_memory_rows = 4_000_000
     #: A connection whose caches are at most this many changed documents behind patches
     #: them from the change log (``search_changes``); further behind, it drops them.
-    patch_max = 20_000
+    patch_max = 5_000
     #: Changes kept in the log (a reader further behind than this starts over).
     changes_kept = 100_000
 

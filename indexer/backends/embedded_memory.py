@@ -197,13 +197,14 @@ class IndexMemory:
         if any(op == "n" for _, op in changes):  # new asset ids: the order changed
             self._ranks = None
         if self.meta.items:
-            tokens = {
-                key: {f: set(text.split()) for f, text in zip(METADATA_FIELDS, texts, strict=True)}
-                for key, *texts in self._conn.execute(*_sql(to_sql_meta_of(as_json)))
-            }
+            holders: dict[tuple[str, str], set[int]] = {}  # (token, field) -> changed keys
+            for key, *texts in self._conn.execute(*_sql(to_sql_meta_of(as_json))):
+                for f, text in zip(METADATA_FIELDS, texts, strict=True):
+                    for token in text.split():
+                        holders.setdefault((token, f), set()).add(key)
             for name, arr in list(self.meta.items.items()):
                 stem, fields = name
-                add = [k for k, t in tokens.items() if any(stem in t[f] for f in fields)]
+                add = sorted(set().union(*(holders.get((stem, f), ()) for f in fields)))
                 self.meta.replace(name, _merge(arr, keys, np.array(add, dtype=arr.dtype)), len)
         if self.tags.items:
             rows: dict[str, list[tuple[int, float, int]]] = {}

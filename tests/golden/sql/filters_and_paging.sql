@@ -448,7 +448,8 @@ WHERE seq <= (SELECT max(seq) FROM search_changes) - :keep
  "keep": 100000
 }
 -- change_range
-SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM search_changes
+SELECT coalesce((SELECT min(seq) FROM search_changes), 0),
+       coalesce((SELECT max(seq) FROM search_changes), 0)
 -- params
 {}
 -- changes_since
