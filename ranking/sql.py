@@ -78,6 +78,11 @@ CREATE TABLE IF NOT EXISTS search_changes (  -- the keys each write changed, in 
     key INTEGER NOT NULL,
     op TEXT NOT NULL                             -- 'n' new, 'u' replaced, 'd' deleted
 );
+CREATE TABLE IF NOT EXISTS search_changed_names (  -- per write (the seq of its last
+    seq INTEGER NOT NULL,                          -- change), the tokens ('s:') and smart
+    name TEXT NOT NULL,                            -- tags ('t:') its documents held or
+    PRIMARY KEY (seq, name)                        -- hold: the cached lists it changed
+) WITHOUT ROWID;
 DROP TABLE IF EXISTS search_term_smart;  -- the threshold algorithm's lists of earlier versions
 """
 

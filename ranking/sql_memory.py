@@ -117,11 +117,20 @@ SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:
     return SqlQuery(sql, {"changes": "[]"})
 
 
-def to_sql_prune_changes(keep: int) -> SqlQuery:
-    """Drop all but the last ``keep`` changes (a reader further behind starts over)."""
-    sql = """DELETE FROM search_changes
-WHERE seq <= (SELECT max(seq) FROM search_changes) - :keep"""
-    return SqlQuery(sql, {"keep": keep})
+def to_sql_record_names() -> SqlQuery:
+    """Log the names (``:names``, a JSON array: 's:' + token, 't:' + smart tag) a write's
+    documents held or hold, under the sequence number of its last change (``:seq``)."""
+    sql = """INSERT OR IGNORE INTO search_changed_names(seq, name)
+SELECT :seq, value FROM json_each(:names)"""
+    return SqlQuery(sql, {"seq": 0, "names": "[]"})
+
+
+def to_sql_prune_changes(keep: int) -> list[SqlQuery]:
+    """Drop all but the last ``keep`` changes and their names (a reader further behind
+    starts over)."""
+    where = "WHERE seq <= (SELECT max(seq) FROM search_changes) - :keep"
+    return [SqlQuery(f"DELETE FROM search_changed_names {where}", {"keep": keep}),
+            SqlQuery(f"DELETE FROM search_changes {where}", {"keep": keep})]  # fmt: skip
 
 
 def to_sql_change_range() -> SqlQuery:
@@ -136,6 +145,12 @@ def to_sql_change_range() -> SqlQuery:
 def to_sql_changes_since(seq: int) -> SqlQuery:
     """``(key, op)`` of the changes after ``seq``, in order."""
     return SqlQuery("SELECT key, op FROM search_changes WHERE seq > :seq ORDER BY seq",
+                    {"seq": seq})  # fmt: skip
+
+
+def to_sql_names_since(seq: int) -> SqlQuery:
+    """The names logged by the writes after ``seq`` (see :func:`to_sql_record_names`)."""
+    return SqlQuery("SELECT DISTINCT name FROM search_changed_names WHERE seq > :seq",
                     {"seq": seq})  # fmt: skip
 
 

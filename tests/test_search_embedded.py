@@ -65,6 +65,7 @@ def test_index_memory_follows_writes(tmp_path: Path) -> None:
     from ranking.profile import RankingProfile
     from ranking.query import TieredQuery
 
+    from .contract.search_contract import doc, smart
     from .test_search_differential import corpus, summary
 
     docs = corpus(random.Random(11), 200)
@@ -79,6 +80,7 @@ def test_index_memory_follows_writes(tmp_path: Path) -> None:
     qs = [TieredQuery.build(t, profile=p, limit=5) for p in profiles for t in texts]
     qs += [TieredQuery.build(t, profile=profiles[0], limit=5, path_prefix="/a/",
                              tags=("x:red",)) for t in texts]  # fmt: skip
+    qs += [TieredQuery.build(t, profile=profiles[0], limit=5) for t in ("linen", "wool red")]
 
     def check(expected: dict[str, object]) -> None:
         for q in qs:
@@ -103,11 +105,28 @@ def test_index_memory_follows_writes(tmp_path: Path) -> None:
     # Another connection: 30 deleted, 10 rewritten.
     other = EmbeddedBackend(path)
     other.delete([d.asset_id for d in docs[20:50]])
-    other.upsert(rewrite(60, 10, 7))
     for d in docs[20:50]:
         del now[d.asset_id]
+    check(now)
+    assert memory.last_sync == "patched"
+    other.upsert(rewrite(60, 10, 7))
     now |= {d.asset_id: d for d in rewrite(60, 10, 7)}
     check(now)
+    assert memory.last_sync == "patched"
+    # A document that loses every word and tag it had: no cached list keeps it.
+    gone = now[docs[70].asset_id]
+    lone = doc(gone.asset_id, title="linen", smart_tags=[smart("x:linen", 0.9)])
+    words = {w for t in texts for w in t.split()}
+    held = {t for terms in gone.terms.values() for t in terms}
+    held |= {t for s in gone.smart_tags for t in s.terms}
+    assert words & held  # it matched some of the cached words before
+    other = EmbeddedBackend(path)
+    other.upsert([lone])
+    now[lone.asset_id] = lone
+    check(now)
+    for word in [*sorted(words), "linen"]:
+        hits = b.search(TieredQuery.build(word, profile=profiles[0], limit=200)).hits
+        assert (lone.asset_id in [h.asset_id for h in hits]) == (word == "linen"), word
     assert memory.last_sync == "patched"
     # Too far behind the log: everything is dropped and read again.
     b.patch_max = 3

@@ -38,8 +38,11 @@ from ranking.sql import (
 from ranking.sql_memory import (
     to_sql_docs_of,
     to_sql_facets_of,
+    to_sql_meta_of,
     to_sql_prune_changes,
     to_sql_record_changes,
+    to_sql_record_names,
+    to_sql_smart_of,
 )
 
 from ..errors import BackendError
@@ -129,13 +132,27 @@ class EmbeddedBackend:
         c.executemany("DELETE FROM search_manual WHERE key = ?", rows)
         c.executemany("DELETE FROM search_docs WHERE key = ?", rows)
 
-    def _record(self, changes: list[tuple[int, str]]) -> None:
-        """Log the keys this write changed, for every connection's caches (in the write's
-        transaction), keeping the last ``changes_kept``."""
+    def _names_of(self, keys: list[int]) -> set[str]:
+        """The tokens ('s:') and smart tags ('t:') the stored documents ``keys`` hold."""
+        names: set[str] = set()
+        as_json = json.dumps(keys)
+        for _, *texts in self._conn.execute(*_args(to_sql_meta_of(as_json))):
+            names.update("s:" + token for text in texts for token in text.split())
+        for _, tag, _, _ in self._conn.execute(*_args(to_sql_smart_of(as_json))):
+            names.add("t:" + tag)
+        return names
+
+    def _record(self, changes: list[tuple[int, str]], names: set[str]) -> None:
+        """Log the keys this write changed and the names their documents held or hold,
+        for every connection's caches (in the write's transaction), keeping the last
+        ``changes_kept`` changes."""
         if changes:
             record = to_sql_record_changes()
             self._conn.execute(record.sql, {"changes": json.dumps(changes)})
-            self._run([to_sql_prune_changes(self.changes_kept)])
+            seq = self._conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            record = to_sql_record_names()
+            self._conn.execute(record.sql, {"seq": seq, "names": json.dumps(sorted(names))})
+            self._run(to_sql_prune_changes(self.changes_kept))
 
     def upsert(self, docs: Sequence[SearchDocument]) -> BulkResult:
         result = BulkResult()
@@ -145,6 +162,7 @@ class EmbeddedBackend:
         try:
             c.execute("BEGIN IMMEDIATE")
             existing = self._keys(list(latest))
+            names = self._names_of(list(existing.values())) if existing else set()
             if existing:
                 self._delete_keys(list(existing.values()))
             next_key = int(c.execute("SELECT coalesce(max(key), 0) FROM search_docs")
@@ -160,6 +178,8 @@ class EmbeddedBackend:
                 if key is None:
                     key, next_key = next_key, next_key + 1
                 changes.append((key, "n" if doc.asset_id not in existing else "u"))
+                names.update("s:" + token for terms in doc.terms.values() for token in terms)
+                names.update("t:" + s.tag for s in doc.smart_tags)
                 doc_rows.append(
                     (
                         key,
@@ -192,7 +212,7 @@ class EmbeddedBackend:
                           manual_rows)  # fmt: skip
             c.executemany("INSERT OR IGNORE INTO search_tag_terms(term, tag) VALUES (?, ?)",
                           sorted(tag_terms))  # fmt: skip
-            self._record(changes)
+            self._record(changes, names)
             c.execute("COMMIT")
             result.ok = len(docs)
         except sqlite3.Error as e:
@@ -206,8 +226,9 @@ class EmbeddedBackend:
         try:
             c.execute("BEGIN IMMEDIATE")
             keys = list(self._keys(list(dict.fromkeys(asset_ids))).values())
+            names = self._names_of(keys)
             self._delete_keys(keys)
-            self._record([(key, "d") for key in keys])
+            self._record([(key, "d") for key in keys], names)
             c.execute("COMMIT")
             result.ok = len(asset_ids)
         except sqlite3.Error as e:

@@ -40,6 +40,7 @@ from ranking.sql_memory import (
     to_sql_format_keys,
     to_sql_meta_keys,
     to_sql_meta_of,
+    to_sql_names_since,
     to_sql_path_keys,
     to_sql_smart_of,
     to_sql_tag_filter_keys,
@@ -183,36 +184,43 @@ class IndexMemory:
             self.forget()
             self.last_sync = "dropped"
         else:
-            self._patch(self._conn.execute(*_sql(to_sql_changes_since(self.seen))).fetchall())
+            changes = self._conn.execute(*_sql(to_sql_changes_since(self.seen))).fetchall()
+            names = {r[0] for r in self._conn.execute(*_sql(to_sql_names_since(self.seen)))}
+            self._patch(changes, names)
             self.last_sync = "patched"
         self.seen = last
 
-    def _patch(self, changes: list[tuple[int, str]]) -> None:
-        """Replace the changed documents' entries in every cached array by what they hold
-        now (nothing, when deleted)."""
+    def _patch(self, changes: list[tuple[int, str]], names: set[str]) -> None:
+        """Replace the changed documents' entries in the cached arrays of the tokens and
+        tags they held or hold (``names``) by what they hold now (nothing, when
+        deleted); no other array can have changed."""
         keys = np.unique(np.array([k for k, _ in changes], dtype=np.int64))
         as_json = json.dumps(keys.tolist())
         self.filters.clear()
         self._tag_terms = None
         if any(op == "n" for _, op in changes):  # new asset ids: the order changed
             self._ranks = None
-        if self.meta.items:
+        meta = [n for n in self.meta.items if "s:" + n[0] in names]
+        tags = [n for n in self.tags.items if "t:" + n[0] in names]
+        if meta:
             holders: dict[tuple[str, str], set[int]] = {}  # (token, field) -> changed keys
             for key, *texts in self._conn.execute(*_sql(to_sql_meta_of(as_json))):
                 for f, text in zip(METADATA_FIELDS, texts, strict=True):
                     for token in text.split():
                         holders.setdefault((token, f), set()).add(key)
-            for name, arr in list(self.meta.items.items()):
+            for name in meta:
+                arr = self.meta.items[name]
                 stem, fields = name
                 add = sorted(set().union(*(holders.get((stem, f), ()) for f in fields)))
                 self.meta.replace(name, _merge(arr, keys, np.array(add, dtype=arr.dtype)), len)
-        if self.tags.items:
+        if tags:
             rows: dict[str, list[tuple[int, float, int]]] = {}
             for key, tag, confidence, promoted in self._conn.execute(
                 *_sql(to_sql_smart_of(as_json))
             ):
                 rows.setdefault(tag, []).append((key, confidence, promoted))
-            for name, (kk, vv) in list(self.tags.items.items()):
+            for name in tags:
+                kk, vv = self.tags.items[name]
                 tag, floor, promotion = name
                 # The SQL's arithmetic (to_sql_tag_values), so the same doubles.
                 new = [(k, c * (promotion if p else 1.0)) for k, c, p in rows.get(tag, ())

@@ -342,12 +342,31 @@ SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:
 {
  "changes": "[]"
 }
--- prune_changes
-DELETE FROM search_changes
-WHERE seq <= (SELECT max(seq) FROM search_changes) - :keep
+-- record_names
+INSERT OR IGNORE INTO search_changed_names(seq, name)
+SELECT :seq, value FROM json_each(:names)
+-- params
+{
+ "names": "[]",
+ "seq": 0
+}
+-- prune_changes 0
+DELETE FROM search_changed_names WHERE seq <= (SELECT max(seq) FROM search_changes) - :keep
 -- params
 {
  "keep": 100000
+}
+-- prune_changes 1
+DELETE FROM search_changes WHERE seq <= (SELECT max(seq) FROM search_changes) - :keep
+-- params
+{
+ "keep": 100000
+}
+-- names_since
+SELECT DISTINCT name FROM search_changed_names WHERE seq > :seq
+-- params
+{
+ "seq": 41
 }
 -- change_range
 SELECT coalesce((SELECT min(seq) FROM search_changes), 0),
