@@ -230,10 +230,11 @@ class IndexMemory:
                     continue
                 kk, vv = np.delete(kk, at), np.delete(vv, at)
                 if new:
-                    kk = np.concatenate([kk, np.array([k for k, _ in new], dtype=kk.dtype)])
-                    vv = np.concatenate([vv, np.array([v for _, v in new], dtype=np.float64)])
-                    order = np.argsort(kk, kind="stable")
-                    kk, vv = kk[order], vv[order]
+                    new.sort()
+                    nk = np.array([k for k, _ in new], dtype=kk.dtype)
+                    where = np.searchsorted(kk, nk)
+                    kk = np.insert(kk, where, nk)
+                    vv = np.insert(vv, where, np.array([v for _, v in new], dtype=np.float64))
                 self.tags.replace(name, (kk, vv), lambda r: len(r[0]))
 
     def _ints(self, q: SqlQuery) -> Any:
