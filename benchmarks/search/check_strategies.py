@@ -2,20 +2,21 @@
 
 The in-memory plan (``memory_plan``, the default; also with caches too small to keep
 anything between searches, and with every fold by rank instead of over dense arrays) and
-the SQL plan (tier-1 score classes loaded or walked, ``class_fill_max``; the smart tiers
-by the threshold algorithm in its own rounds or rounds of one row, with a fallback
-midway, or every smart hit scored: ``smart_top_max``, ``smart_top_batch``), as
+the SQL plan (tier-1 score classes loaded or walked, ``class_fill_max``), as
 ``tests/test_search_differential.py`` names them (``PLANS``).
 This runs larger random corpora than the differential test (with small
 ``track_total_hits`` / ``facet_sample`` profiles among the queries, so every path runs)
 and compares the whole result with ``ranking.explain.search``, scores to 1e-9, including
-paging and writes between searches by this and another connection.
+paging, and writes between searches by this and another connection (documents rewritten
+with other content, deleted): the in-memory plan's caches are patched from the change
+log.
 
     .venv/bin/python benchmarks/search/check_strategies.py
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sys
 import tempfile
@@ -65,13 +66,16 @@ def main() -> int:
                     check(b.search(q), docs, q)
                     checked += 1
                 # Writes by this connection, then by another one.
-                b.upsert(docs[:50][::-1])
+                moved = [dataclasses.replace(docs[(i + 97) % len(docs)], asset_id=d.asset_id)
+                         for i, d in enumerate(docs[:50])]  # fmt: skip
+                b.upsert(moved)
                 b.delete([docs[60].asset_id])
                 other = EmbeddedBackend(b.path)
                 other.delete([docs[61].asset_id])
+                other.upsert(moved[:10][::-1])
                 other.close()
                 gone = {docs[60].asset_id, docs[61].asset_id}
-                left = [d for d in docs if d.asset_id not in gone]
+                left = moved + [d for d in docs[50:] if d.asset_id not in gone]
                 for q in qs[:30]:
                     check(b.search(q), left, q)
                     checked += 1

@@ -46,7 +46,8 @@ from ranking.sql_memory import (
 )
 
 from ..errors import BackendError
-from .embedded_memory import IndexMemory, rank
+from .embedded_cache import IndexMemory
+from .embedded_memory import rank
 
 
 def _args(q: SqlQuery) -> tuple[str, dict[str, Any]]:
