@@ -285,37 +285,6 @@ WHERE tag = :tag AND confidence >= :floor
  "promotion": 1.5,
  "tag": "x:red"
 }
--- tag_terms
-SELECT term, tag FROM search_tag_terms
--- params
-{}
--- asset_order
-SELECT group_concat(key, ' ') FROM (
-    SELECT key FROM search_docs INDEXED BY sqlite_autoindex_search_docs_1 ORDER BY asset_id)
--- params
-{}
--- path_keys
-SELECT group_concat(key, ' ') FROM search_docs
-WHERE asset_id >= :prefix AND asset_id < :end AND substr(asset_id, 1, length(:prefix)) = :prefix
--- params
-{
- "end": "0",
- "prefix": "/"
-}
--- format_keys
-SELECT group_concat(key, ' ') FROM search_docs INDEXED BY search_docs_narrow
-WHERE format IN (:format0)
--- params
-{
- "format0": "JPEG"
-}
--- docs_of
-SELECT d.key, d.asset_id, d.doc FROM json_each(:keys) j
-CROSS JOIN search_docs d ON d.key = j.value
--- params
-{
- "keys": "[3, 1, 2]"
-}
 -- facets_of
 WITH top(key) AS MATERIALIZED (
     SELECT value FROM json_each(:keys)
@@ -333,63 +302,5 @@ SELECT * FROM (
 {
  "facet_size": 10,
  "floor": 0.3,
- "keys": "[3, 1, 2]"
-}
--- record_changes
-INSERT INTO search_changes(key, op)
-SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:changes)
--- params
-{
- "changes": "[]"
-}
--- record_names
-INSERT OR IGNORE INTO search_changed_names(seq, name)
-SELECT :seq, value FROM json_each(:names)
--- params
-{
- "names": "[]",
- "seq": 0
-}
--- prune_changes 0
-DELETE FROM search_changed_names WHERE seq <= (SELECT max(seq) FROM search_changes) - :keep
--- params
-{
- "keep": 100000
-}
--- prune_changes 1
-DELETE FROM search_changes WHERE seq <= (SELECT max(seq) FROM search_changes) - :keep
--- params
-{
- "keep": 100000
-}
--- names_since
-SELECT DISTINCT name FROM search_changed_names WHERE seq > :seq
--- params
-{
- "seq": 41
-}
--- change_range
-SELECT coalesce((SELECT min(seq) FROM search_changes), 0),
-       coalesce((SELECT max(seq) FROM search_changes), 0)
--- params
-{}
--- changes_since
-SELECT key, op FROM search_changes WHERE seq > :seq ORDER BY seq
--- params
-{
- "seq": 41
-}
--- meta_of
-SELECT m.rowid, m.title, m.description, m.keywords, m.manual_tags
-FROM json_each(:keys) j CROSS JOIN search_meta m ON m.rowid = j.value
--- params
-{
- "keys": "[3, 1, 2]"
-}
--- smart_of
-SELECT s.key, s.tag, s.confidence, s.promoted
-FROM json_each(:keys) j CROSS JOIN search_smart s ON s.key = j.value
--- params
-{
  "keys": "[3, 1, 2]"
 }
