@@ -59,6 +59,27 @@ def to_sql_asset_order() -> SqlQuery:
     )
 
 
+def to_sql_asset_ids_of(keys: str) -> SqlQuery:
+    """``(key, asset_id)`` of the documents whose keys are in the JSON array ``keys``."""
+    sql = """SELECT d.key, d.asset_id FROM json_each(:keys) j
+CROSS JOIN search_docs d ON d.key = j.value"""
+    return SqlQuery(sql, {"keys": keys})
+
+
+def to_sql_asset_before(asset_id: str) -> SqlQuery:
+    """The key of the asset just before ``asset_id`` in asset-id order (an index seek)."""
+    sql = f"""SELECT key FROM search_docs INDEXED BY {ASSET_ORDER_INDEX}
+WHERE asset_id < :asset_id ORDER BY asset_id DESC LIMIT 1"""
+    return SqlQuery(sql, {"asset_id": asset_id})
+
+
+def to_sql_assets_after(asset_id: str, limit: int) -> SqlQuery:
+    """The keys of the ``limit`` assets just after ``asset_id`` in asset-id order."""
+    sql = f"""SELECT key FROM search_docs INDEXED BY {ASSET_ORDER_INDEX}
+WHERE asset_id > :asset_id ORDER BY asset_id LIMIT :limit"""
+    return SqlQuery(sql, {"asset_id": asset_id, "limit": limit})
+
+
 def prefix_end(prefix: str) -> str:
     """The first string after every string starting with ``prefix`` (code point order,
     which is SQLite's BINARY order of UTF-8)."""

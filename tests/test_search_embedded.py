@@ -81,6 +81,7 @@ def test_index_memory_follows_writes(tmp_path: Path) -> None:
     qs += [TieredQuery.build(t, profile=profiles[0], limit=5, path_prefix="/a/",
                              tags=("x:red",)) for t in texts]  # fmt: skip
     qs += [TieredQuery.build(t, profile=profiles[0], limit=5) for t in ("linen", "wool red")]
+    qs += [TieredQuery.build(t, limit=200) for t in texts]  # every tie in order
 
     def check(expected: dict[str, object]) -> None:
         for q in qs:
@@ -96,12 +97,17 @@ def test_index_memory_follows_writes(tmp_path: Path) -> None:
     check(now)
     memory = b._memory
     assert memory.tags.rows > 0 and memory.meta.rows > 0 and memory.filters.rows > 0
-    # This connection: 20 rewritten, 5 new asset ids sorting first (ties go to them).
-    new = [dataclasses.replace(d, asset_id=f"/a/0new{i}") for i, d in enumerate(docs[50:55])]
+    # This connection: 20 rewritten, and 6 new assets with the content of existing ones
+    # (ties with them) whose ids sort first, just after the original's, or last.
+    where = ("/0{}", "{}x", "/z{}")
+    new = [dataclasses.replace(d, asset_id=where[i % 3].format(d.asset_id))
+           for i, d in enumerate(docs[50:56])]  # fmt: skip
+    reads = memory.order_reads
     b.upsert(rewrite(0, 20, 100) + new)
     now |= {d.asset_id: d for d in rewrite(0, 20, 100) + new}
     check(now)
     assert memory.last_sync == "patched"
+    assert memory.order_reads == reads  # the new assets were placed, the order not read again
     # Another connection: 30 deleted, 10 rewritten.
     other = EmbeddedBackend(path)
     other.delete([d.asset_id for d in docs[20:50]])

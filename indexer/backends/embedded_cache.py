@@ -33,7 +33,10 @@ from ranking.profile import METADATA_FIELDS
 from ranking.query import TieredQuery
 from ranking.sql import SqlQuery
 from ranking.sql_memory import (
+    to_sql_asset_before,
+    to_sql_asset_ids_of,
     to_sql_asset_order,
+    to_sql_assets_after,
     to_sql_change_range,
     to_sql_changes_since,
     to_sql_format_keys,
@@ -50,6 +53,10 @@ from ranking.sql_memory import (
 
 #: Keys of one tag's rows (sorted) and the values folded.
 TagRows = tuple[Any, Any]
+
+#: Asset-id ranks are positions times this (a float64 holds positions up to 2**23 with 30
+#: halvings of room between neighbours for new assets).
+RANK_GAP = float(2**30)
 
 
 def member(keys: Any, sorted_keys: Any) -> Any:
@@ -154,6 +161,8 @@ class IndexMemory:
         self.seen: int | None = None
         #: How the caches were last brought up to date: "patched" or "dropped".
         self.last_sync = ""
+        #: How many times the asset-id order was read whole.
+        self.order_reads = 0
 
     def forget(self) -> None:
         """Drop everything."""
@@ -190,7 +199,8 @@ class IndexMemory:
         as_json = json.dumps(keys.tolist())
         self.filters.clear()
         self._tag_terms = None
-        if any(op == "n" for _, op in changes):  # new asset ids: the order changed
+        added = sorted({key for key, op in changes if op == "n"})
+        if added and self._ranks is not None and not self._place(added):
             self._ranks = None
         meta = [n for n in self.meta.items if "s:" + n[0] in names]
         tags = [n for n in self.tags.items if "t:" + n[0] in names]
@@ -281,13 +291,46 @@ class IndexMemory:
         return sorted(masks.items())
 
     def ranks(self) -> Any:
-        """Each key's position in asset-id order."""
+        """Each key's rank in asset-id order: positions times :data:`RANK_GAP`, so that
+        new assets fit in between (:meth:`_place`)."""
         if self._ranks is None:
+            self.order_reads += 1
             order = self._ints(to_sql_asset_order())
-            rank = np.zeros(int(order.max()) + 1 if len(order) else 1, dtype=np.int32)
-            rank[order] = np.arange(len(order), dtype=np.int32)
+            rank = np.zeros(int(order.max()) + 1 if len(order) else 1, dtype=np.float64)
+            rank[order] = np.arange(len(order), dtype=np.float64) * RANK_GAP
             self._ranks = rank
         return self._ranks
+
+    def _place(self, new: list[int]) -> bool:
+        """Rank the new assets ``new`` (keys) between their neighbours in asset-id order,
+        one index seek each; False when one does not fit (the ranks are read again)."""
+        if len(new) > 1_000:
+            return False
+        rows = self._conn.execute(*_sql(to_sql_asset_ids_of(json.dumps(new)))).fetchall()
+        if not rows:  # deleted since
+            return True
+        ranks: Any = self._ranks
+        top = max(key for key, _ in rows)
+        if top >= len(ranks):
+            ranks = np.concatenate([ranks, np.zeros(top + 1 - len(ranks))])
+        waiting = {key for key, _ in rows}  # not ranked yet
+        # In asset-id order, so the asset just before each one is ranked already.
+        for key, asset_id in sorted(rows, key=lambda r: str(r[1])):
+            before = self._conn.execute(*_sql(to_sql_asset_before(asset_id))).fetchone()
+            later = self._conn.execute(*_sql(to_sql_assets_after(asset_id, len(waiting) + 1)))
+            after = [k for (k,) in later if k not in waiting]
+            lo: float | None = None if before is None else float(ranks[before[0]])
+            hi: float | None = float(ranks[after[0]]) if after else None
+            if lo is not None and hi is not None:
+                rank = (lo + hi) / 2
+                if not lo < rank < hi:
+                    return False  # no room left between the two
+            else:
+                rank = hi - RANK_GAP if hi is not None else (lo or 0.0) + RANK_GAP
+            ranks[key] = rank
+            waiting.discard(key)
+        self._ranks = ranks
+        return True
 
     def allowed(self, q: TieredQuery) -> Any | None:
         """The sorted keys that pass ``q``'s filters; None when it has none."""
