@@ -33,7 +33,10 @@ from ranking.sql import (
 )
 from ranking.sql_memory import (
     prefix_end,
+    to_sql_asset_before,
+    to_sql_asset_ids_of,
     to_sql_asset_order,
+    to_sql_assets_after,
     to_sql_change_range,
     to_sql_changes_since,
     to_sql_docs_of,
@@ -109,6 +112,9 @@ def render_shared() -> str:
     return _text([
         ("tag_terms", to_sql_tag_terms()),
         ("asset_order", to_sql_asset_order()),
+        ("asset_ids_of", to_sql_asset_ids_of("[3, 1, 2]")),
+        ("asset_before", to_sql_asset_before("/clothing/b.jpg")),
+        ("assets_after", to_sql_assets_after("/clothing/b.jpg", 3)),
         ("docs_of", to_sql_docs_of("[3, 1, 2]")),
         ("record_changes", to_sql_record_changes()),
         ("record_names", to_sql_record_names()),

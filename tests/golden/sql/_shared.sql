@@ -7,6 +7,28 @@ SELECT group_concat(key, ' ') FROM (
     SELECT key FROM search_docs INDEXED BY sqlite_autoindex_search_docs_1 ORDER BY asset_id)
 -- params
 {}
+-- asset_ids_of
+SELECT d.key, d.asset_id FROM json_each(:keys) j
+CROSS JOIN search_docs d ON d.key = j.value
+-- params
+{
+ "keys": "[3, 1, 2]"
+}
+-- asset_before
+SELECT key FROM search_docs INDEXED BY sqlite_autoindex_search_docs_1
+WHERE asset_id < :asset_id ORDER BY asset_id DESC LIMIT 1
+-- params
+{
+ "asset_id": "/clothing/b.jpg"
+}
+-- assets_after
+SELECT key FROM search_docs INDEXED BY sqlite_autoindex_search_docs_1
+WHERE asset_id > :asset_id ORDER BY asset_id LIMIT :limit
+-- params
+{
+ "asset_id": "/clothing/b.jpg",
+ "limit": 3
+}
 -- docs_of
 SELECT d.key, d.asset_id, d.doc FROM json_each(:keys) j
 CROSS JOIN search_docs d ON d.key = j.value
