@@ -373,6 +373,7 @@ class SmartTags:
                 catalog_path=s.catalog_path,
                 url=s.opensearch_url,
                 alias=s.opensearch_alias,
+                cache_mb=s.search_cache_mb,
             )
             backend.ensure_schema()
             self._backend = backend

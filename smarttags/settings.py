@@ -68,6 +68,13 @@ class Settings(BaseSettings):
         default="smarttags-assets",
         description="Alias the OpenSearch backend searches; versioned indices sit behind it.",
     )
+    search_cache_mb: int = Field(
+        default=112,
+        ge=0,
+        le=65_536,
+        description="Embedded backend: memory per search connection for cached index parts "
+        "(metadata matches 4/7, smart-tag rows 3/7); 0 ranks every search in SQL instead.",
+    )
     languages: tuple[str, ...] = Field(
         default=("en",),
         description='Languages whose stems are indexed (JSON list, e.g. \'["en", "de"]\').',

@@ -68,6 +68,21 @@ def test_tiers_from_the_catalog(tiered: SmartTags) -> None:
     ]
 
 
+@pytest.mark.parametrize("cache_mb", [0, 1])
+def test_search_cache_setting(tiered: SmartTags, cache_mb: int) -> None:
+    """SMARTTAGS_SEARCH_CACHE_MB sizes the embedded backend's caches; 0 ranks in SQL.
+    Both give the same tiers."""
+    settings = tiered.settings.model_copy(update={"search_cache_mb": cache_mb})
+    with SmartTags(settings) as svc:
+        backend = svc.search_backend
+        assert backend.memory_plan is (cache_mb > 0)  # type: ignore[attr-defined]
+        assert backend.meta_memory_rows == cache_mb * 2**20 * 4 // 7 // 4  # type: ignore[attr-defined]
+        hits = svc.search("woman running").hits
+    assert [(h.asset_id, h.tier) for h in hits] == [
+        ("/photos/a.jpg", 1), ("/photos/b.jpg", 2), ("/photos/c.jpg", 3), ("/photos/d.jpg", 3)
+    ]  # fmt: skip
+
+
 def test_synonyms_and_promotion_from_the_catalog(tiered: SmartTags) -> None:
     assert [h.asset_id for h in tiered.search("jogging").hits] == ["/photos/b.jpg", "/photos/d.jpg"]
     key = tiered.catalog.get_asset("/photos/d.jpg").key

@@ -89,8 +89,16 @@ class EmbeddedBackend:
     #: Changes kept in the log (a reader further behind than this starts over).
     changes_kept = 100_000
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, cache_mb: int | None = None) -> None:
+        """``cache_mb``: memory for the caches of this connection, split 4:3 between
+        metadata matches and smart-tag rows (None: the class defaults, 112 MB; 0: the SQL
+        plan for every search)."""
         self.path = path
+        if cache_mb is not None:
+            budget = cache_mb * 2**20
+            self.meta_memory_rows = budget * 4 // 7 // 4  # 4 bytes a key
+            self.smart_memory_rows = budget * 3 // 7 // 12  # 12 bytes a row
+            self.memory_plan = cache_mb > 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
