@@ -59,20 +59,26 @@ TagRows = tuple[Any, Any]
 RANK_GAP = float(2**30)
 
 
+def _lookup(sorted_keys: Any, keys: Any) -> tuple[Any, Any]:
+    """For each of ``keys``: where it is or would be in ``sorted_keys`` (non-empty), and
+    whether it is there."""
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return at, np.asarray(sorted_keys[at] == keys)
+
+
 def member(keys: Any, sorted_keys: Any) -> Any:
     """Which of ``keys`` are in the sorted array ``sorted_keys``."""
     if len(sorted_keys) == 0:
         return np.zeros(len(keys), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return np.asarray(sorted_keys[at] == keys)
+    return _lookup(sorted_keys, keys)[1]
 
 
 def _positions(sorted_keys: Any, keys: Any) -> Any:
-    """Positions in ``sorted_keys`` of those of ``keys`` (sorted) it holds."""
+    """Positions in ``sorted_keys`` of those of ``keys`` it holds."""
     if len(sorted_keys) == 0:
         return np.zeros(0, np.int64)
-    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return at[sorted_keys[at] == keys]
+    at, hit = _lookup(sorted_keys, keys)
+    return at[hit]
 
 
 def union(parts: list[Any]) -> Any:
