@@ -121,6 +121,10 @@ class SqlQuery:
     sql: str
     params: dict[str, Any]
 
+    def args(self) -> tuple[str, dict[str, Any]]:
+        """``(sql, params)``, as ``sqlite3.Connection.execute`` takes them."""
+        return self.sql, self.params
+
 
 def _phrase(stems: tuple[str, ...]) -> str:
     """An FTS5 expression matching any of ``stems`` exactly (as tokens, never syntax)."""

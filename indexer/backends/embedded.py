@@ -49,11 +49,6 @@ from ..errors import BackendError
 from .embedded_cache import IndexMemory
 from .embedded_memory import rank
 
-
-def _args(q: SqlQuery) -> tuple[str, dict[str, Any]]:
-    return q.sql, q.params
-
-
 #: Compact JSON of the same source the OpenSearch index stores (ranking.dsl), so both
 #: backends keep one document format. One encoder, so each document skips the setup.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
@@ -145,9 +140,9 @@ class EmbeddedBackend:
         """The tokens ('s:') and smart tags ('t:') the stored documents ``keys`` hold."""
         names: set[str] = set()
         as_json = json.dumps(keys)
-        for _, *texts in self._conn.execute(*_args(to_sql_meta_of(as_json))):
+        for _, *texts in self._conn.execute(*to_sql_meta_of(as_json).args()):
             names.update("s:" + token for text in texts for token in text.split())
-        for _, tag, _, _ in self._conn.execute(*_args(to_sql_smart_of(as_json))):
+        for _, tag, _, _ in self._conn.execute(*to_sql_smart_of(as_json).args()):
             names.add("t:" + tag)
         return names
 
@@ -268,7 +263,7 @@ class EmbeddedBackend:
                 self._run([to_sql_class_fill(q, expr, score)])
                 have += n
             else:
-                have += self._conn.execute(*_args(to_sql_class_walk(q, score, k - have))).rowcount
+                have += self._conn.execute(*to_sql_class_walk(q, score, k - have).args()).rowcount
             if have >= k:
                 return
 
@@ -296,12 +291,12 @@ class EmbeddedBackend:
         end = q.offset + q.limit
         page = ranked.keys[q.offset : end].tolist()
         docs = {key: (asset_id, doc) for key, asset_id, doc in
-                self._conn.execute(*_args(to_sql_docs_of(json.dumps(page))))}  # fmt: skip
+                self._conn.execute(*to_sql_docs_of(json.dumps(page)).args())}  # fmt: skip
         rows = [(docs[key][0], tier, score, docs[key][1]) for key, tier, score in
                 zip(page, ranked.tiers[q.offset : end].tolist(),
                     ranked.scores[q.offset : end].tolist(), strict=True)]  # fmt: skip
         sample = json.dumps(ranked.keys[: q.profile.facet_sample].tolist())
-        facets = self._conn.execute(*_args(to_sql_facets_of(q, sample))).fetchall()
+        facets = self._conn.execute(*to_sql_facets_of(q, sample).args()).fetchall()
         return counts, rows, facets
 
     def _search(self, q: TieredQuery) -> tuple[dict[int, int], list[Any], list[Any]]:
@@ -326,7 +321,7 @@ class EmbeddedBackend:
             n1 = int(self._scalar(SqlQuery("SELECT count(*) FROM temp.search_scored", {})))
             if n1 < k:  # the smart tiers are on the page or in the sample: score them all
                 self._run(to_sql_smart(q))
-                row = self._conn.execute(*_args(to_sql_tier_counts(q, cap + 1))).fetchone()
+                row = self._conn.execute(*to_sql_tier_counts(q, cap + 1).args()).fetchone()
                 counts = {1: int(row[0]), 2: int(row[1]), 3: int(row[2])}
             else:  # only count them, as far as the cap
                 counts = {1: n1, **self._smart_counts(q, cap - n1)}
@@ -334,8 +329,8 @@ class EmbeddedBackend:
         delete, top = to_sql_top(q, k)
         top = SqlQuery(top.sql, {**top.params, "threshold": 0.0 if score is None else float(score)})
         self._run([delete, top])
-        rows = self._conn.execute(*_args(to_sql(q))).fetchall()
-        facets = self._conn.execute(*_args(to_sql_facets(q))).fetchall()
+        rows = self._conn.execute(*to_sql(q).args()).fetchall()
+        facets = self._conn.execute(*to_sql_facets(q).args()).fetchall()
         return counts, rows, facets
 
     def search(self, query: TieredQuery) -> SearchResult:

@@ -89,10 +89,6 @@ def union(parts: list[Any]) -> Any:
     return a[np.r_[True, a[1:] != a[:-1]]] if len(a) else a
 
 
-def _sql(q: SqlQuery) -> tuple[str, dict[str, Any]]:
-    return q.sql, q.params
-
-
 def _merge(sorted_keys: Any, changed: Any, now: Any) -> Any:
     """``sorted_keys`` without ``changed`` (sorted), with ``now`` (sorted, a subset of
     ``changed``) added back: one document set after some documents changed."""
@@ -182,7 +178,7 @@ class IndexMemory:
         """Bring the caches to the current snapshot: patch them from the documents changed
         since :attr:`seen`, or drop them when more than ``patch_max`` changes (or changes
         no longer logged) lie between."""
-        first, last = self._conn.execute(*_sql(to_sql_change_range())).fetchone()
+        first, last = self._conn.execute(*to_sql_change_range().args()).fetchone()
         if last == self.seen:
             return
         if self.seen is None or last < self.seen or first > self.seen + 1 or (
@@ -191,8 +187,8 @@ class IndexMemory:
             self.forget()
             self.last_sync = "dropped"
         else:
-            changes = self._conn.execute(*_sql(to_sql_changes_since(self.seen))).fetchall()
-            names = {r[0] for r in self._conn.execute(*_sql(to_sql_names_since(self.seen)))}
+            changes = self._conn.execute(*to_sql_changes_since(self.seen).args()).fetchall()
+            names = {r[0] for r in self._conn.execute(*to_sql_names_since(self.seen).args())}
             self._patch(changes, names)
             self.last_sync = "patched"
         self.seen = last
@@ -212,7 +208,7 @@ class IndexMemory:
         tags = [n for n in self.tags.items if "t:" + n[0] in names]
         if meta:
             holders: dict[tuple[str, str], set[int]] = {}  # (token, field) -> changed keys
-            for key, *texts in self._conn.execute(*_sql(to_sql_meta_of(as_json))):
+            for key, *texts in self._conn.execute(*to_sql_meta_of(as_json).args()):
                 for f, text in zip(METADATA_FIELDS, texts, strict=True):
                     for token in text.split():
                         holders.setdefault((token, f), set()).add(key)
@@ -224,7 +220,7 @@ class IndexMemory:
         if tags:
             rows: dict[str, list[tuple[int, float, int]]] = {}
             for key, tag, confidence, promoted in self._conn.execute(
-                *_sql(to_sql_smart_of(as_json))
+                *to_sql_smart_of(as_json).args()
             ):
                 rows.setdefault(tag, []).append((key, confidence, promoted))
             for name in tags:
@@ -312,7 +308,7 @@ class IndexMemory:
         one index seek each; False when one does not fit (the ranks are read again)."""
         if len(new) > 1_000:
             return False
-        rows = self._conn.execute(*_sql(to_sql_asset_ids_of(json.dumps(new)))).fetchall()
+        rows = self._conn.execute(*to_sql_asset_ids_of(json.dumps(new)).args()).fetchall()
         if not rows:  # deleted since
             return True
         ranks: Any = self._ranks
@@ -322,8 +318,8 @@ class IndexMemory:
         waiting = {key for key, _ in rows}  # not ranked yet
         # In asset-id order, so the asset just before each one is ranked already.
         for key, asset_id in sorted(rows, key=lambda r: str(r[1])):
-            before = self._conn.execute(*_sql(to_sql_asset_before(asset_id))).fetchone()
-            later = self._conn.execute(*_sql(to_sql_assets_after(asset_id, len(waiting) + 1)))
+            before = self._conn.execute(*to_sql_asset_before(asset_id).args()).fetchone()
+            later = self._conn.execute(*to_sql_assets_after(asset_id, len(waiting) + 1).args())
             after = [k for (k,) in later if k not in waiting]
             lo: float | None = None if before is None else float(ranks[before[0]])
             hi: float | None = float(ranks[after[0]]) if after else None
